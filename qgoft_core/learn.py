@@ -1,0 +1,265 @@
+r"""Text for the "Learn" page, the guided tour and the notes beside each chart.
+
+All strings are Markdown with LaTeX in ``$...$`` (inline) and ``$$...$$``
+(display).  Gradio's ``gr.Markdown`` renders only ``$$`` by default, so pass
+``latex_delimiters=LATEX_DELIMITERS`` to every Markdown that shows these texts.
+Formulas avoid ``<`` / ``>`` (HTML sanitising) and the text has no stray ``$``.
+"""
+
+from __future__ import annotations
+
+# "$$" must come first: Gradio pulls the math out delimiter by delimiter.
+LATEX_DELIMITERS: list[dict[str, object]] = [
+    {"left": "$$", "right": "$$", "display": True},
+    {"left": "$", "right": "$", "display": False},
+]
+
+LEARN_MARKDOWN: str = r"""
+# Learn: orthogonal fine-tuning with Givens rotations
+
+This page explains GOFT and qGOFT (Ma et al., *Parameter Efficient Quasi-Orthogonal
+Fine-Tuning via Givens Rotation*, ICML 2024) and how to read every chart of the app.
+
+## 1. A Givens rotation
+
+A Givens rotation $G(i, j; \theta)$ is the identity matrix except in rows and columns
+$i$ and $j$, where it holds the ordinary 2-D rotation
+
+$$\begin{pmatrix} g_{ii} & g_{ij} \\ g_{ji} & g_{jj} \end{pmatrix} = \begin{pmatrix} \cos\theta & -\sin\theta \\ \sin\theta & \cos\theta \end{pmatrix}.$$
+
+It turns the plane spanned by coordinates $i$ and $j$ by the angle $\theta$ and leaves
+every other coordinate alone. It is orthogonal ($G^\top G = I$): lengths and angles
+are kept. One number, $\theta$, describes it. The **Givens playground** tab lets you
+turn one (or a short chain of them) by hand.
+
+## 2. Why orthogonal fine-tuning?
+
+A linear layer has $n$ neurons, the rows $w_1, \dots, w_n \in \mathbb{R}^d$ of its
+weight (PyTorch layout). Much of what pre-training learned sits in the **relative
+geometry** of these neurons: the angles between them. Orthogonal fine-tuning does not
+add to the weights; it rotates the input space by one orthogonal matrix $M$:
+
+$$y = (x M)\, W^\top, \qquad W' = W M^\top, \qquad w_i' = M w_i .$$
+
+Every neuron is moved by the **same** orthogonal map, so every pairwise angle and every
+length stays exactly as it was, and so does the hyperspherical energy (section 5).
+With all angles at $0$, $M = I$ and the model starts exactly at the pretrained one.
+The map can be merged into the weight ($W' = W M^\top$), so inference costs nothing extra.
+
+## 3. GOFT: $d - 1$ rotations in a tree
+
+A general rotation of $\mathbb{R}^d$ has $d(d-1)/2$ degrees of freedom (294,528 for
+$d = 768$), far too many. GOFT multiplies only $d - 1$ Givens rotations, arranged as a
+**tree reduction** of $L = \lceil \log_2 d \rceil$ levels,
+$M = P_1 P_2 \cdots P_L$. Each level $P_r$ is a set of disjoint rotations, so the
+rotations of one level run in parallel:
+
+- level $r$ pairs the indices $(2^r k,\; 2^r k + 2^{r-1})$ for $k = 0, 1, \dots$
+- index $0$ is touched at every level; the matrix stays sparse.
+
+**Example, $d = 8$** (7 rotations, 3 levels):
+
+| level | pairs |
+| --- | --- |
+| 1 | (0,1) (2,3) (4,5) (6,7) |
+| 2 | (0,2) (4,6) |
+| 3 | (0,4) |
+
+**When $d$ is not a power of two** (384, 768, 3072 ...) a **carry rule** applies: at each
+level the active indices are paired neighbour by neighbour, and if their number is odd
+the last one waits, unpaired, for the next level. **Example, $d = 12$** (11 rotations,
+4 levels):
+
+| level | pairs | carried |
+| --- | --- | --- |
+| 1 | (0,1) (2,3) (4,5) (6,7) (8,9) (10,11) | |
+| 2 | (0,2) (4,6) (8,10) | |
+| 3 | (0,4) | 8 |
+| 4 | (0,8) | |
+
+Either way there are always exactly $d - 1$ angles per adapted layer.
+
+## 4. qGOFT: quasi-Givens blocks
+
+qGOFT frees each $2\times 2$ rotation block: the block with columns $\alpha_i, \beta_i$
+replaces $\begin{pmatrix}\cos\theta & -\sin\theta \\ \sin\theta & \cos\theta\end{pmatrix}$,
+4 numbers instead of 1 (starting at the identity). Orthogonality is no longer forced, only
+encouraged by a **soft penalty** in the loss:
+
+$$\mathcal{L} = \mathcal{L}_{\text{task}} + \lambda \sum_{\text{layers}} \sum_i \langle \alpha_i, \beta_i \rangle^2 .$$
+
+- The column lengths $\lVert\alpha_i\rVert$, $\lVert\beta_i\rVert$ are **not** penalised:
+  they act as free scales ("flexible norm").
+- A small non-zero $\langle\alpha_i, \beta_i\rangle$ lets the angles between neurons
+  drift a little ("relative angular adjustment"), so the energy is nearly, not exactly, kept.
+- The paper uses $\lambda$ between 0.001 and 0.05; 0.5 hurts. Rotation learning rates are
+  10-100 times LoRA's.
+
+## 5. Hyperspherical energy (HE)
+
+With $\hat w_i = w_i / \lVert w_i \rVert$ the unit-length neurons,
+
+$$\mathrm{HE}(W) = \sum_{i \ne j} \frac{1}{\lVert \hat w_i - \hat w_j \rVert}, \qquad \lVert \hat w_i - \hat w_j \rVert^2 = 2 - 2\cos\angle(w_i, w_j).$$
+
+It is large when neurons crowd together and small when they are spread out on the
+sphere; it depends only on the pairwise angles. Any orthogonal $M$ applied to all
+neurons keeps it exactly (strict GOFT). qGOFT, LoRA, full fine-tuning and a
+per-input-coordinate scale change it. The app reports the **relative drift**
+$(\mathrm{HE}(W') - \mathrm{HE}(W_0)) / \mathrm{HE}(W_0)$ (for very wide layers, on a
+sample of neurons, as the chart says).
+
+## 6. How to read each chart
+
+- **Loss**: training loss per step (for qGOFT: the task loss plus the $\lambda$-weighted
+  penalty). Rotations need larger learning rates than LoRA before the curve moves.
+- **Angle heatmap**: one cell per rotation angle $\theta$ (columns: pairs, ordered level
+  by level; rows: layers), on a diverging colour scale: one hue for negative angles,
+  the other for positive, white for $0$ (the colour bar gives the numbers). Cells near
+  $\pm 180^\circ$ sit at the edge of the angle range: that rotation has saturated.
+- **Angle histograms over time**: the distribution of all angles at each logged step.
+  They start as a spike at $0$ and widen as training proceeds.
+- **Norm changes**: per-neuron $\lVert w_i' \rVert / \lVert w_i \rVert$. Exactly 1 for
+  strict GOFT; qGOFT's flexible norms and LoRA move it.
+- **Orthogonality deviation**: $\lVert M^\top M - I \rVert_F$ (also divided by
+  $\sqrt d$), and for qGOFT the block terms $\sum \langle\alpha,\beta\rangle^2$ and
+  $\sum \cos^2\angle(\alpha, \beta)$. Zero (up to rounding) for strict GOFT.
+- **HE drift**: the relative change of hyperspherical energy against the pretrained
+  weights, per layer. Flat at zero for strict GOFT.
+- **CKA / representation similarity**: linear CKA between the base and the tuned model's
+  hidden states on a fixed probe set; 1 means the representations are unchanged (up to
+  rotation and scale).
+- **Retention probe**: the base model's own task (for a sentence encoder,
+  sentence-similarity ranking) before and after fine-tuning: how much was forgotten.
+
+## 7. What the paper claims, and what it proves
+
+- **Theorem 4.1** is a statement about aligning **one vector**: for any $x, y$ with
+  $\lVert x \rVert = \lVert y \rVert$, $d - 1$ Givens rotations suffice to map $x$ to
+  $y$. (This project's tree, applied level 1 first, can map any $x$ onto
+  $\lVert x \rVert e_0$: choose each angle to zero the second index of its pair.)
+- It does **not** show that the $d - 1$ angles reach every rotation. They cannot:
+  the map from $d - 1$ angles to $M$ has rank at most $d - 1$, while the rotations of
+  $\mathbb{R}^d$ form a $d(d-1)/2$-dimensional set (767 against 294,528 for $d = 768$).
+  GOFT explores a thin, structured family of rotations, not "any rotation".
+- The authors' public code builds a dense $d \times d$ matrix at every step (their own
+  timing: 6.00 s per batch for GOFT against 1.12 s for LoRA), and in its newer version
+  the element pairing from level 2 on is wrong, so the operator is a **shear, not a
+  rotation** ($\lVert M^\top M - I \rVert_F \approx 24.7$ at $d = 768$), and its merge
+  disagrees with its forward pass. It does not implement the qGOFT penalty either.
+- **This project fixes both**: it applies the levels directly instead of building a
+  dense matrix, and every level is a true rotation, so the strict operator is orthogonal
+  up to rounding error (the tests check it).
+- The paper's "GOFT*" scale is a length-$d$ diagonal on the **input** side; it does not
+  keep neuron angles or HE. A per-neuron scale on the output side does.
+
+## 8. Parameter counts
+
+Per adapted layer with input size $d$: GOFT $d - 1$, qGOFT $4(d - 1)$ (LoRA of rank $r$
+on an $n \times d$ layer: $r(n + d)$).
+
+| model, adapted layers | GOFT | qGOFT |
+| --- | ---: | ---: |
+| DeBERTaV3-base, all 6 linear layers of 12 blocks | 82,872 | 331,488 |
+| LLaMA2-7B, q/k/v/o of 32 layers | 524,160 | 2,096,640 |
+
+For DeBERTaV3-base: five layers per block take $d = 768$ and one takes $d = 3072$, so
+$12 \times (5 \times 767 + 3071) = 82{,}872$, and four times that for qGOFT.
+"""
+
+TOUR_STEPS: list[dict[str, str]] = [
+    {
+        "title": "1. Start with the playground",
+        "text": "Turn one Givens rotation by hand on a few toy neurons. Watch the energy "
+        "stay fixed, then switch to the LoRA-like update and watch it move.",
+        "target": "playground-tab",
+    },
+    {
+        "title": "2. Choose a run",
+        "text": "Pick the method (GOFT, qGOFT, LoRA ...), the penalty weight λ, the "
+        "learning rate and the seed here. A preset loads a finished run instantly.",
+        "target": "train-controls",
+    },
+    {
+        "title": "3. Play, pause, step",
+        "text": "Start or pause training, or step through it one step at a time; the "
+        "status line beside it says where the run is.",
+        "target": "transport",
+    },
+    {
+        "title": "4. Where did the angles go?",
+        "text": "Each cell is one rotation angle of one layer, coloured by sign and size "
+        "(see the colour bar); cells near ±180° have saturated.",
+        "target": "angle-heatmap",
+    },
+    {
+        "title": "5. Is the geometry kept?",
+        "text": "Hyperspherical-energy drift stays at zero for strict GOFT and moves for "
+        "qGOFT and LoRA. That is the price of their extra freedom.",
+        "target": "energy-plot",
+    },
+    {
+        "title": "6. Compare methods side by side",
+        "text": "Put two runs next to each other: accuracy, drift, forgetting and "
+        "parameter count.",
+        "target": "compare-tab",
+    },
+]
+
+CHART_NOTES: dict[str, dict[str, str]] = {
+    "loss-plot": {
+        "see": "The training loss at every step, split into the task loss and (for qGOFT) "
+        "the orthogonality penalty.",
+        "notice": "Rotations need a larger learning rate than LoRA before the loss moves; "
+        "a penalty that dominates the total means λ is too large.",
+        "try": "Rerun qGOFT with λ = 0.5 and watch the penalty part hold the task loss back.",
+    },
+    "angle-heatmap": {
+        "see": "One cell per rotation angle θ (columns: pairs, level by level; rows: "
+        "layers) on a diverging colour scale, white for 0.",
+        "notice": "Cells near ±180° sit at the edge of the angle range: those rotations "
+        "have saturated and can barely move further.",
+        "try": "Drag the timeline back to step 0: every cell is white, since the model "
+        "starts exactly at the pretrained one.",
+    },
+    "angle-hist": {
+        "see": "The distribution of all rotation angles at each logged step.",
+        "notice": "It starts as a spike at 0 and widens; a wide, flat histogram at a small "
+        "learning rate hints at noisy training.",
+        "try": "Compare two learning rates and see how fast the histogram spreads.",
+    },
+    "norm-plot": {
+        "see": "For each neuron, its length after fine-tuning divided by its length before.",
+        "notice": "Strict GOFT keeps every ratio at exactly 1; qGOFT's free column lengths "
+        "and LoRA move them.",
+        "try": "Switch between GOFT and qGOFT on the same preset and compare the spread.",
+    },
+    "orth-plot": {
+        "see": "How far the learned operator is from orthogonal: ‖MᵀM − I‖ and, for "
+        "qGOFT, Σ⟨α, β⟩² over the blocks.",
+        "notice": "Strict GOFT sits at rounding-error level; qGOFT rises a little and λ "
+        "decides how much.",
+        "try": "Raise λ tenfold and watch the deviation shrink.",
+    },
+    "energy-plot": {
+        "see": "The relative drift of hyperspherical energy, (HE − HE₀)/HE₀, per layer over "
+        "training.",
+        "notice": "Flat at zero for strict GOFT: every neuron gets the same rotation, so no "
+        "angle between neurons changes.",
+        "try": "Load the \"LoRA forgets\" preset and compare its drift with GOFT's.",
+    },
+    "cka-plot": {
+        "see": "Linear CKA between the base and the tuned model's hidden states on a fixed "
+        "probe set, layer by layer.",
+        "notice": "Values near 1 mean the representation barely changed, which usually goes "
+        "with less forgetting on the retention probe.",
+        "try": "Compare CKA of the last layer for GOFT and full fine-tuning.",
+    },
+    "playground-plot": {
+        "see": "Toy neurons as arrows: blue dotted before, orange after the update, on the "
+        "unit circle (2-D) or sphere (3-D).",
+        "notice": "A Givens rotation turns every arrow by the same map, so the angles "
+        "between arrows, and the energy, do not change.",
+        "try": "Switch to the LoRA-like update and raise its strength: the arrows leave the "
+        "circle and the energy moves.",
+    },
+}

@@ -1,0 +1,123 @@
+"""Applying a GOFT / qGOFT operator M to row vectors: y = x @ M.
+
+M = P_1 P_2 ... P_L, P_r one tree level (see `layout`). Every pair carries a 2 x 2
+block [[m_ii, m_ij], [m_ji, m_jj]]: for GOFT the Givens block [[c, -s], [s, c]],
+for qGOFT a free matrix whose columns are alpha and beta.
+
+Why not a dense d x d matrix: multiplying by it costs as much as the adapted
+layer itself, and building it every step is what makes the authors' code 5x
+slower than LoRA. Here levels are fused into small block-diagonal stages (see
+`layout.stage_plans`), so a forward is a few batched 8 x 8 products per stage,
+O(d log d) work per token, and autograd flows through plain tensor ops.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .layout import check_dim, stage_plans
+
+IDENTITY_BLOCK = (1.0, 0.0, 0.0, 1.0)
+
+
+def givens_table(theta: torch.Tensor) -> torch.Tensor:
+    """(d-1,) angles -> (d, 4) flattened 2 x 2 blocks, last row the identity."""
+    c, s = torch.cos(theta), torch.sin(theta)
+    blocks = torch.stack((c, -s, s, c), dim=-1)
+    return _append_identity(blocks)
+
+
+def quasi_table(blocks: torch.Tensor) -> torch.Tensor:
+    """(d-1, 2, 2) free blocks -> (d, 4) flattened blocks, last row the identity."""
+    return _append_identity(blocks.reshape(-1, 4))
+
+
+def _append_identity(flat_blocks: torch.Tensor) -> torch.Tensor:
+    eye = flat_blocks.new_tensor(IDENTITY_BLOCK).unsqueeze(0)
+    return torch.cat((flat_blocks, eye), dim=0)
+
+
+class GivensTree(nn.Module):
+    """The fused-stage layout of one input dimension d, as device buffers."""
+
+    def __init__(self, d: int, block_levels: int = 3):
+        super().__init__()
+        check_dim(d)
+        self.d = d
+        self.block_levels = block_levels
+        self.plans = stage_plans(d, block_levels)
+        for k, plan in enumerate(self.plans):
+            # Not persistent: the layout is a pure function of d, not adapter state.
+            self.register_buffer(f"positions_{k}", plan.slot_positions.reshape(-1), persistent=False)
+            self.register_buffer(f"params_{k}", plan.slot_params, persistent=False)
+            self.register_buffer(f"untouched_{k}", plan.untouched_diagonal, persistent=False)
+
+    @property
+    def num_pairs(self) -> int:
+        return self.d - 1
+
+    def stage_blocks(self, table: torch.Tensor) -> list[torch.Tensor]:
+        """One (groups, block, block) tensor per stage, from a (d, 4) table."""
+        out = []
+        for k, plan in enumerate(self.plans):
+            values = table.index_select(0, getattr(self, f"params_{k}")).reshape(-1)
+            untouched = getattr(self, f"untouched_{k}").to(table.dtype)
+            flat = untouched.scatter(0, getattr(self, f"positions_{k}"), values)
+            levels = flat.view(plan.levels, plan.groups, plan.block, plan.block)
+            product = levels[0]
+            for level in levels[1:]:
+                product = product @ level
+            out.append(product)
+        return out
+
+    def apply(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """x @ M for x of shape (..., d); computed in the table's dtype."""
+        if x.shape[-1] != self.d:
+            raise ValueError(f"expected last dimension {self.d}, got {tuple(x.shape)}")
+        lead = x.shape[:-1]
+        flat = x.reshape(-1, self.d).to(table.dtype)
+        y = self._apply_stages(flat, self.stage_blocks(table), 0)
+        return y.reshape(*lead, self.d)
+
+    def _apply_stages(self, x: torch.Tensor, blocks: list[torch.Tensor], k: int) -> torch.Tensor:
+        plan = self.plans[k]
+        padded = plan.groups * plan.block
+        if padded != plan.length:
+            # Padded entries meet only identity slots, so they stay zero.
+            x = nn.functional.pad(x, (0, padded - plan.length))
+        grouped = x.view(x.shape[0], plan.groups, plan.block)
+        mixed = torch.einsum("tgb,gbc->tgc", grouped, blocks[k])
+        if k + 1 < len(self.plans):
+            survivors = self._apply_stages(mixed[..., 0], blocks, k + 1)
+            mixed = torch.cat((survivors.unsqueeze(-1), mixed[..., 1:]), dim=-1)
+        out = mixed.reshape(x.shape[0], padded)
+        return out[:, : plan.length] if padded != plan.length else out
+
+    def apply_transposed(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        """x @ M^T for x of shape (..., d): how merged weights W M^T are formed."""
+        if x.shape[-1] != self.d:
+            raise ValueError(f"expected last dimension {self.d}, got {tuple(x.shape)}")
+        lead = x.shape[:-1]
+        flat = x.reshape(-1, self.d).to(table.dtype)
+        blocks = [b.transpose(-1, -2) for b in self.stage_blocks(table)]
+        y = self._apply_stages_transposed(flat, blocks, 0)
+        return y.reshape(*lead, self.d)
+
+    def _apply_stages_transposed(self, x: torch.Tensor, blocks: list[torch.Tensor], k: int) -> torch.Tensor:
+        # M^T = S_K^T ... S_1^T: the deepest stage (on the survivors) acts first.
+        plan = self.plans[k]
+        padded = plan.groups * plan.block
+        if padded != plan.length:
+            x = nn.functional.pad(x, (0, padded - plan.length))
+        grouped = x.view(x.shape[0], plan.groups, plan.block)
+        if k + 1 < len(self.plans):
+            survivors = self._apply_stages_transposed(grouped[..., 0], blocks, k + 1)
+            grouped = torch.cat((survivors.unsqueeze(-1), grouped[..., 1:]), dim=-1)
+        mixed = torch.einsum("tgb,gbc->tgc", grouped, blocks[k])
+        out = mixed.reshape(x.shape[0], padded)
+        return out[:, : plan.length] if padded != plan.length else out
+
+    def dense(self, table: torch.Tensor) -> torch.Tensor:
+        """The d x d operator M itself (for merging, metrics and tests)."""
+        eye = torch.eye(self.d, dtype=table.dtype, device=table.device)
+        return self.apply(eye, table)

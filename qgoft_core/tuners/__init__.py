@@ -1,0 +1,1 @@
+"""Adapter methods, one folder each (config, layer, model kept apart)."""

@@ -1,0 +1,186 @@
+"""Wrapping a whole model: the PEFT-style API around QGOFTLayer."""
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from .config import QGOFTConfig
+from .layer import QGOFTLayer
+from .targets import _matches, find_targets
+
+
+class ModulesToSaveWrapper(nn.Module):
+    """A trainable copy of a module (e.g. a task head); the original stays frozen."""
+
+    def __init__(self, original: nn.Module):
+        super().__init__()
+        self.original_module = original
+        self.trained_module = copy.deepcopy(original)
+        for p in self.trained_module.parameters():
+            p.requires_grad_(True)
+        self.disabled = False
+
+    def forward(self, *args, **kwargs):
+        module = self.original_module if self.disabled else self.trained_module
+        return module(*args, **kwargs)
+
+
+def _set_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, child, new)
+
+
+def share_base(model: nn.Module) -> nn.Module:
+    """A structural copy of `model` whose parameters and buffers are the same tensors.
+
+    Lets several runs (several visitors of one server) adapt one frozen base:
+    each gets its own module tree to insert adapters into, no weight is copied.
+    """
+    memo = {id(t): t for t in list(model.parameters()) + list(model.buffers())}
+    return copy.deepcopy(model, memo)
+
+
+class QGOFTModel(nn.Module):
+    """A model with GOFT/qGOFT adapters; behaves like the wrapped model."""
+
+    def __init__(self, model: nn.Module, config: QGOFTConfig):
+        super().__init__()
+        self.base_model = model
+        self.config = config
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self._adapter_names = find_targets(model, config.target_modules, config.exclude_modules)
+        for name in self._adapter_names:
+            base_layer = model.get_submodule(name)
+            layer = QGOFTLayer(base_layer, config.method, config.scaling, config.angle_param,
+                               config.block_levels)
+            _set_submodule(model, name, layer)
+        self._saved_names = []
+        for name, module in list(model.named_modules()):
+            if config.modules_to_save and name and _matches(name, config.modules_to_save) \
+                    and not any(name.startswith(s + ".") for s in self._saved_names):
+                _set_submodule(model, name, ModulesToSaveWrapper(module))
+                self._saved_names.append(name)
+        if config.modules_to_save and not self._saved_names:
+            raise ValueError(f"modules_to_save={config.modules_to_save} matched no module")
+        if config.base_model_name_or_path is None:
+            config.base_model_name_or_path = base_model_id(model)
+
+    # -- passing through ----------------------------------------------------
+    def forward(self, *args, **kwargs):
+        return self.base_model(*args, **kwargs)
+
+    def generate(self, *args, **kwargs):
+        return self.base_model.generate(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.base_model, name)
+
+    # -- the adapters -------------------------------------------------------
+    def adapter_layers(self) -> dict[str, QGOFTLayer]:
+        return {name: self.base_model.get_submodule(name) for name in self._adapter_names}
+
+    def saved_modules(self) -> dict[str, ModulesToSaveWrapper]:
+        return {name: self.base_model.get_submodule(name) for name in self._saved_names}
+
+    def regularization_loss(self) -> torch.Tensor:
+        """lambda * sum over layers and blocks of <alpha, beta>^2 (0 for GOFT)."""
+        penalties = [layer.orthogonality_penalty() for layer in self.adapter_layers().values()]
+        return self.config.reg_lambda * torch.stack(penalties).sum()
+
+    def get_nb_trainable_parameters(self) -> tuple[int, int]:
+        """(trainable, all) parameter counts; shared tensors counted once."""
+        seen, trainable, total = set(), 0, 0
+        for p in self.parameters():
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            total += p.numel()
+            trainable += p.numel() if p.requires_grad else 0
+        return trainable, total
+
+    def print_trainable_parameters(self) -> None:
+        trainable, total = self.get_nb_trainable_parameters()
+        print(f"trainable params: {trainable:,} || all params: {total:,} || "
+              f"trainable%: {100 * trainable / max(total, 1):.4f}")
+
+    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        """Adapter tensors keyed like PEFT: base_model.model.<module path>.<param>."""
+        state = {}
+        for name, layer in self.adapter_layers().items():
+            for pname, p in layer.named_parameters(recurse=False):
+                state[f"base_model.model.{name}.{pname}"] = p.detach()
+        for name, wrapper in self.saved_modules().items():
+            for pname, p in wrapper.trained_module.state_dict().items():
+                state[f"base_model.model.{name}.{pname}"] = p.detach()
+        return state
+
+    # -- merging ------------------------------------------------------------
+    def merge_adapter(self) -> None:
+        for layer in self.adapter_layers().values():
+            layer.merge()
+
+    def unmerge_adapter(self) -> None:
+        for layer in self.adapter_layers().values():
+            layer.unmerge()
+
+    @torch.no_grad()
+    def merge_and_unload(self) -> nn.Module:
+        """A plain model with the adapters folded in (this wrapper is spent)."""
+        for name, layer in self.adapter_layers().items():
+            layer.merge()
+            layer._merged_from = None
+            _set_submodule(self.base_model, name, layer.base_layer)
+        for name, wrapper in self.saved_modules().items():
+            _set_submodule(self.base_model, name, wrapper.trained_module)
+        self._adapter_names, self._saved_names = [], []
+        return self.base_model
+
+    @contextlib.contextmanager
+    def disable_adapter(self) -> Iterator[None]:
+        """Run the pretrained model (and original heads) inside this block."""
+        switches = list(self.adapter_layers().values()) + list(self.saved_modules().values())
+        before = [m.disabled for m in switches]
+        for m in switches:
+            m.disabled = True
+        try:
+            yield
+        finally:
+            for m, flag in zip(switches, before):
+                m.disabled = flag
+
+    # -- files --------------------------------------------------------------
+    def save_pretrained(self, directory) -> None:
+        from ...adapter_files import save_adapter
+        save_adapter(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, model: nn.Module, directory, is_trainable: bool = False,
+                        check_base: bool = True) -> "QGOFTModel":
+        from ...adapter_files import load_adapter
+        return load_adapter(model, directory, is_trainable=is_trainable, check_base=check_base)
+
+
+def base_model_id(model: nn.Module) -> str | None:
+    """The hub id or path the base was loaded from, if transformers recorded it."""
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        name = getattr(config, "_name_or_path", None) if config is not None else None
+        if name:
+            return str(name)
+    return None
+
+
+def get_qgoft_model(model: nn.Module, config: QGOFTConfig) -> QGOFTModel:
+    """Freeze `model`, put adapters in place of its targeted layers, and wrap it."""
+    if not isinstance(config, QGOFTConfig):
+        raise TypeError(f"expected a QGOFTConfig, got {type(config).__name__}")
+    return QGOFTModel(model, config)
