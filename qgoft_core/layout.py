@@ -79,7 +79,7 @@ class StagePlan:
 
 
 @lru_cache(maxsize=None)
-def stage_plans(d: int, block_levels: int = 3) -> tuple[StagePlan, ...]:
+def stage_plans(d: int, block_levels: int = 4) -> tuple[StagePlan, ...]:
     """Split the tree of d inputs into stages of at most `block_levels` levels."""
     check_dim(d)
     if block_levels < 1:

@@ -36,7 +36,7 @@ class QGOFTConfig:
     reg_lambda: float = 0.01
     modules_to_save: Optional[list[str]] = None
     angle_param: str = "plain"
-    block_levels: int = 3
+    block_levels: int = 4
     base_model_name_or_path: Optional[str] = None
     exclude_modules: Optional[list[str]] = field(default=None)
 

@@ -37,7 +37,7 @@ class QGOFTLayer(nn.Module):
     """Wraps a frozen nn.Linear / Conv1D with a learned input-side operator."""
 
     def __init__(self, base_layer: nn.Module, method: str = "qgoft", scaling: str | None = None,
-                 angle_param: str = "plain", block_levels: int = 3):
+                 angle_param: str = "plain", block_levels: int = 4):
         super().__init__()
         self.in_features, self.out_features = layer_shape(base_layer)
         self.base_layer = base_layer
