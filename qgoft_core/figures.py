@@ -681,6 +681,8 @@ def metric_over_steps(
     keep = downsample_indices(len(steps), max_points)
     steps = steps[keep]
     names = list(per_layer_values)
+    if highlight not in per_layer_values:
+        highlight = None  # an unknown name must not fade every line
     many_layers = len(names) > MAX_LEGEND_LAYERS
     # the highlighted layer last, so it is drawn on top of the faded ones
     draw_order = [n for n in names if n != highlight] + [n for n in names if n == highlight]

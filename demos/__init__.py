@@ -1,0 +1,1 @@
+"""qGOFT Explorer demos: built-in data sets and the app's helpers."""

@@ -1,0 +1,231 @@
+"""Tests for the numpy Givens playground and the Learn-page text."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from qgoft_core.learn import CHART_NOTES, LEARN_MARKDOWN, TOUR_STEPS
+from qgoft_core.playground import (
+    default_neurons,
+    givens_operator,
+    hyperspherical_energy,
+    lora_like_update,
+    pairwise_angles,
+    playground_figure,
+    playground_view,
+    quasi_operator,
+    sheared_block_update,
+    tree_pairs,
+)
+
+
+# --- tree layout -------------------------------------------------------------
+@pytest.mark.parametrize("d", range(2, 41))
+def test_tree_pairs_counts_and_levels(d: int) -> None:
+    levels = tree_pairs(d)
+    flat = [p for lv in levels for p in lv]
+    assert len(flat) == d - 1
+    assert len(levels) == math.ceil(math.log2(d))
+    for r, lv in enumerate(levels, start=1):
+        expected = [(2**r * k, 2**r * k + 2 ** (r - 1)) for k in range(d)
+                    if 2**r * k + 2 ** (r - 1) < d]
+        assert lv == expected
+        touched = [i for p in lv for i in p]
+        assert len(touched) == len(set(touched))  # pairs of a level are disjoint
+
+
+def test_tree_pairs_d12_example() -> None:
+    assert tree_pairs(12) == [
+        [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)],
+        [(0, 2), (4, 6), (8, 10)],
+        [(0, 4)],  # 8 is carried
+        [(0, 8)],
+    ]
+    assert tree_pairs(3) == [[(0, 1)], [(0, 2)]]
+
+
+@pytest.mark.parametrize("d", [0, 1, -3])
+def test_tree_pairs_rejects_small_d(d: int) -> None:
+    with pytest.raises(ValueError):
+        tree_pairs(d)
+
+
+# --- operators ---------------------------------------------------------------
+@pytest.mark.parametrize("d", [2, 3, 4, 7, 12, 33])
+def test_givens_operator_is_orthogonal(d: int) -> None:
+    rng = np.random.default_rng(d)
+    M = givens_operator(d, rng.uniform(-np.pi, np.pi, d - 1))
+    assert np.allclose(M.T @ M, np.eye(d), atol=1e-12)
+    assert np.isclose(np.linalg.det(M), 1.0)
+
+
+def test_givens_operator_single_block_entries() -> None:
+    t = 0.3
+    M = givens_operator(2, [t])
+    assert np.allclose(M, [[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
+
+
+@pytest.mark.parametrize("d", [2, 3, 4, 12])
+def test_upto_level(d: int) -> None:
+    rng = np.random.default_rng(0)
+    angles = rng.uniform(-np.pi, np.pi, d - 1)
+    assert np.array_equal(givens_operator(d, angles, upto_level=0), np.eye(d))
+    L = len(tree_pairs(d))
+    assert np.allclose(givens_operator(d, angles, upto_level=L), givens_operator(d, angles))
+    with pytest.raises(ValueError):
+        givens_operator(d, angles, upto_level=L + 1)
+
+
+def test_quasi_operator_matches_givens_for_rotation_blocks() -> None:
+    d = 12
+    angles = np.random.default_rng(1).uniform(-np.pi, np.pi, d - 1)
+    c, s = np.cos(angles), np.sin(angles)
+    blocks = np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2)
+    assert np.allclose(quasi_operator(d, blocks), givens_operator(d, angles))
+    assert np.array_equal(quasi_operator(d, np.tile(np.eye(2), (d - 1, 1, 1))), np.eye(d))
+
+
+def test_tree_aligns_a_vector_with_e0() -> None:
+    """Property behind Theorem 4.1: level 1 first (x @ M), angles can send x to |x| e_0."""
+    d = 12
+    x = np.random.default_rng(3).standard_normal(d)
+    y, angles = x.copy(), []
+    for level in tree_pairs(d):
+        for i, j in level:
+            t = math.atan2(y[j], y[i])  # rotate (y_i, y_j) onto (r, 0)
+            angles.append(t)
+            r = math.hypot(y[i], y[j])
+            y[i], y[j] = r, 0.0
+    out = x @ givens_operator(d, angles)
+    assert np.allclose(out, np.linalg.norm(x) * np.eye(d)[0], atol=1e-12)
+
+
+# --- energy and angles -------------------------------------------------------
+@pytest.mark.parametrize("d", [2, 3, 4])
+@pytest.mark.parametrize("n", [3, 6, 10])
+def test_givens_keeps_energy_and_angles(d: int, n: int) -> None:
+    W = default_neurons(n, d, seed=n)
+    rng = np.random.default_rng(10 * d + n)
+    for _ in range(5):
+        M = givens_operator(d, rng.uniform(-np.pi, np.pi, d - 1))
+        W2 = W @ M.T
+        e0, e1 = hyperspherical_energy(W), hyperspherical_energy(W2)
+        assert abs(e1 - e0) / e0 < 1e-9
+        assert np.max(np.abs(pairwise_angles(W2) - pairwise_angles(W))) < 1e-6
+        assert np.allclose(np.linalg.norm(W2, axis=1), np.linalg.norm(W, axis=1))
+
+
+def test_energy_formula_on_a_square() -> None:
+    W = np.array([[1.0, 0], [0, 1], [-1, 0], [0, -1]])  # 4 points, 90 degrees apart
+    side, diag = math.sqrt(2), 2.0
+    # each point: 2 neighbours at sqrt(2), 1 opposite at 2; i != j counts both orders
+    assert math.isclose(hyperspherical_energy(W), 4 * (2 / side + 1 / diag))
+    assert math.isclose(hyperspherical_energy(3 * W), hyperspherical_energy(W))
+    A = pairwise_angles(W)
+    assert A.shape == (4, 4) and np.allclose(A[0], [0, 90, 180, 90])
+
+
+def test_energy_rejects_duplicates_and_zero_rows() -> None:
+    with pytest.raises(ValueError, match="near-duplicate"):
+        hyperspherical_energy(np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match="zero-length"):
+        hyperspherical_energy(np.array([[1.0, 0.0], [0.0, 0.0]]))
+
+
+@pytest.mark.parametrize("d", [2, 3, 4])
+def test_lora_and_shear_change_energy(d: int) -> None:
+    W = default_neurons(6, d, seed=0)
+    e0 = hyperspherical_energy(W)
+    for W2 in (lora_like_update(W, 0.5, seed=0), sheared_block_update(W, 0.5)):
+        assert abs(hyperspherical_energy(W2) - e0) / e0 > 1e-3
+        assert np.max(np.abs(pairwise_angles(W2) - pairwise_angles(W))) > 0.1
+    # fixed seed: the same update every time; strength 0 / shear 0 change nothing
+    assert np.array_equal(lora_like_update(W, 0.5, 7), lora_like_update(W, 0.5, 7))
+    assert np.array_equal(lora_like_update(W, 0.0, 7), W)
+    assert np.allclose(sheared_block_update(W, 0.0), W)
+
+
+@pytest.mark.parametrize("d", [2, 3, 4])
+def test_default_neurons_unit_and_spread(d: int) -> None:
+    W = default_neurons(10, d, seed=0)
+    assert W.shape == (10, d)
+    assert np.allclose(np.linalg.norm(W, axis=1), 1.0)
+    A = pairwise_angles(W) + 360 * np.eye(10)
+    assert A.min() > 5.0
+
+
+# --- view and figure ---------------------------------------------------------
+def _axis_titles(fig: go.Figure) -> list[str | None]:
+    if fig.layout.scene.xaxis.title.text:  # 3-D
+        sc = fig.layout.scene
+        return [sc.xaxis.title.text, sc.yaxis.title.text, sc.zaxis.title.text]
+    return [fig.layout.xaxis.title.text, fig.layout.yaxis.title.text]
+
+
+@pytest.mark.parametrize("d", [2, 3, 4])
+@pytest.mark.parametrize("kind", ["givens", "lora", "quasi"])
+def test_playground_view(d: int, kind: str) -> None:
+    v = playground_view(d, 6, [35.0, -50.0, 20.0], kind, 0.4, None, 0)
+    fig = v["figure"]
+    names = {t.name for t in fig.data}
+    assert {"base neurons", "transformed neurons"} <= names
+    assert fig.layout.height and fig.layout.height > 0
+    assert all(_axis_titles(fig))
+    assert any(t.showlegend is not False for t in fig.data)
+    assert "energy" in v["explanation"].lower()
+    assert v["W_before"].shape == v["W_after"].shape == (6, d)
+    if kind == "givens":
+        assert abs(v["energy_rel_change"]) < 1e-9
+        assert v["max_angle_change_deg"] < 1e-6
+    else:
+        assert abs(v["energy_rel_change"]) > 1e-3
+        assert v["max_angle_change_deg"] > 0.1
+
+
+def test_playground_view_levels_and_quasi_zero_shear() -> None:
+    v0 = playground_view(4, 6, [30, 40, 50], "givens", 0.0, 0, 0)
+    assert np.allclose(v0["W_after"], v0["W_before"]) and v0["n_levels"] == 2
+    v1 = playground_view(4, 6, [30, 40, 50], "givens", 0.0, 1, 0)
+    assert np.allclose(v1["operator"], givens_operator(4, np.radians([30, 40, 50]), 1))
+    q = playground_view(3, 6, [30, 40], "quasi", 0.0, None, 0)
+    g = playground_view(3, 6, [30, 40], "givens", 0.0, None, 0)
+    assert np.allclose(q["W_after"], g["W_after"])
+    # the app may pass more sliders than d-1: extras are ignored
+    assert np.allclose(playground_view(2, 5, [30, 99, 99])["W_after"],
+                       playground_view(2, 5, [30])["W_after"])
+    with pytest.raises(ValueError):
+        playground_view(5, 6, [0, 0, 0, 0])
+
+
+def test_playground_figure_shapes() -> None:
+    W = default_neurons(4, 2)
+    with pytest.raises(ValueError):
+        playground_figure(W, W[:3])
+    fig = playground_figure(W, W, "t")
+    assert fig.layout.title.text == "t"
+
+
+# --- learn text ----------------------------------------------------------------
+def test_learn_text() -> None:
+    assert "Theorem 4.1" in LEARN_MARKDOWN
+    assert "$d - 1$" in LEARN_MARKDOWN and "4(d - 1)" in LEARN_MARKDOWN
+    assert "82,872" in LEARN_MARKDOWN and "331,488" in LEARN_MARKDOWN
+    assert "hyperspherical" in LEARN_MARKDOWN.lower()
+    assert LEARN_MARKDOWN.count("$") % 2 == 0  # balanced math delimiters
+
+
+def test_tour_and_chart_notes() -> None:
+    allowed = {"train-controls", "transport", "status", "loss-plot", "angle-heatmap",
+               "angle-hist", "norm-plot", "orth-plot", "energy-plot", "timeline",
+               "compare-tab", "inspect-tab", "playground-tab"}
+    assert 5 <= len(TOUR_STEPS) <= 7
+    for step in TOUR_STEPS:
+        assert set(step) == {"title", "text", "target"} and step["target"] in allowed
+    assert set(CHART_NOTES) == {"loss-plot", "angle-heatmap", "angle-hist", "norm-plot",
+                                "orth-plot", "energy-plot", "cka-plot", "playground-plot"}
+    for note in CHART_NOTES.values():
+        assert set(note) == {"see", "notice", "try"} and all(note.values())
