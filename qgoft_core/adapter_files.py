@@ -159,6 +159,19 @@ def _check_base(model: QGOFTModel, raw: dict[str, Any]) -> None:
 def load_adapter(base: nn.Module, directory, is_trainable: bool = False,
                  check_base: bool = True) -> QGOFTModel:
     """Wrap `base` with the adapter saved in `directory`, checking everything."""
+    # Wrapping freezes the shared weight tensors (requires_grad is a property of
+    # the tensor, which share_base does not copy): put the flags back when a check
+    # fails, so that a refused file leaves the caller's model exactly as it was.
+    flags = [(p, p.requires_grad) for p in base.parameters()]
+    try:
+        return _load_adapter(base, directory, is_trainable, check_base)
+    except BaseException:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        raise
+
+
+def _load_adapter(base: nn.Module, directory, is_trainable: bool, check_base: bool) -> QGOFTModel:
     raw = read_adapter_config(directory)
     config = qgoft_config_from_dict(raw)
     recorded_layers = raw.get("layers") or {}

@@ -36,6 +36,19 @@ def hyperspherical_energy(weight: torch.Tensor, max_neurons: Optional[int] = HE_
     return float((1.0 / dist).sum())
 
 
+def torch_weight(layer) -> torch.Tensor:
+    """(out, in) weight of an nn.Linear or a transformers Conv1D (stored (in, out))."""
+    w = layer.weight.detach()
+    return w if isinstance(layer, torch.nn.Linear) else w.t()
+
+
+def spearman(x, y) -> float:
+    """Spearman rank correlation (average ranks for ties)."""
+    from scipy.stats import spearmanr
+    value = spearmanr(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)).statistic
+    return float(value) if np.isfinite(value) else 0.0
+
+
 def neuron_sample(n: int, max_neurons: Optional[int]) -> torch.Tensor:
     if max_neurons is None or n <= max_neurons:
         return torch.arange(n)
@@ -126,23 +139,37 @@ class LayerMetrics:
         return asdict(self)
 
 
+def weight_metrics(name: str, base: torch.Tensor, tuned: torch.Tensor, method: str,
+                   operator: Optional[torch.Tensor] = None, base_energy: Optional[float] = None,
+                   max_neurons: Optional[int] = HE_MAX_NEURONS) -> LayerMetrics:
+    """Metrics any method has: norm changes, energy drift, and (for rotation
+    methods, given their input-side operator) the orthogonality deviation."""
+    base, tuned = base.detach().double(), tuned.detach().double()
+    he_base = base_energy if base_energy is not None else hyperspherical_energy(base, max_neurons)
+    he_tuned = hyperspherical_energy(tuned, max_neurons)
+    dev_fro, dev = orthogonality_deviation(operator) if operator is not None else (math.nan, math.nan)
+    return LayerMetrics(
+        name=name, d=base.shape[1], n=base.shape[0], method=method, angles=[],
+        norm_ratio=norm_ratios(base, tuned).tolist(), orth_dev=dev, orth_dev_fro=dev_fro,
+        he_base=he_base, he_tuned=he_tuned, he_drift=relative_drift(he_tuned, he_base),
+        he_neurons=min(base.shape[0], max_neurons or base.shape[0]),
+    )
+
+
 def layer_metrics(name: str, layer, base_energy: Optional[float] = None,
                   max_neurons: Optional[int] = HE_MAX_NEURONS) -> LayerMetrics:
-    """All metrics of one QGOFTLayer (not merged or merged: uses the pretrained weight)."""
+    """All metrics of one QGOFTLayer (merged or not: uses the pretrained weight)."""
     with torch.no_grad():
-        base = layer.original_weight().detach().double()
-        tuned = layer.merged_weight(torch.float64)
-        operator = layer.operator(torch.float64)
-        dev_fro, dev = orthogonality_deviation(operator)
-        he_base = base_energy if base_energy is not None else hyperspherical_energy(base, max_neurons)
-        he_tuned = hyperspherical_energy(tuned, max_neurons)
-        block = {}
+        # fp32 products (fast; ~1e-7 relative error, far below the drifts shown),
+        # float64 for the Gram-based quantities computed from them.
+        result = weight_metrics(name, layer.original_weight(), layer.merged_weight(torch.float32),
+                                layer.method, layer.operator(torch.float32), base_energy, max_neurons)
         if layer.method == "goft":
-            angles = layer.angles().detach().double()
+            result.angles = layer.angles().detach().double().tolist()
         else:
             polar = block_polar(layer.qgoft_blocks)
-            angles = polar["angle"]
-            block = {
+            result.angles = polar["angle"].tolist()
+            result.block = {
                 "penalty": float((polar["dot"] ** 2).sum()),
                 "cos2_sum": float((polar["shear"] ** 2).sum()),
                 "norm_drift": float(((polar["alpha_norm"] - 1) ** 2 + (polar["beta_norm"] - 1) ** 2).sum()),
@@ -151,19 +178,11 @@ def layer_metrics(name: str, layer, base_energy: Optional[float] = None,
                 "scale_max": float(polar["scales"].max()),
                 "max_abs_shear": float(polar["shear"].abs().max()),
             }
-        scales = None
         if layer.scaling == "output":
-            scales = layer.qgoft_scale_out.detach().double().tolist()
+            result.scales = layer.qgoft_scale_out.detach().double().tolist()
         elif layer.scaling == "input":
-            scales = layer.qgoft_scale_in.detach().double().tolist()
-    return LayerMetrics(
-        name=name, d=layer.in_features, n=layer.out_features, method=layer.method,
-        angles=angles.tolist(), norm_ratio=norm_ratios(base, tuned).tolist(),
-        orth_dev=dev, orth_dev_fro=dev_fro, he_base=he_base, he_tuned=he_tuned,
-        he_drift=relative_drift(he_tuned, he_base),
-        he_neurons=min(layer.out_features, max_neurons or layer.out_features),
-        scales=scales, block=block,
-    )
+            result.scales = layer.qgoft_scale_in.detach().double().tolist()
+    return result
 
 
 class BaseEnergyCache:
@@ -176,6 +195,11 @@ class BaseEnergyCache:
     def get(self, name: str, layer) -> float:
         if name not in self._values:
             self._values[name] = hyperspherical_energy(layer.original_weight(), self.max_neurons)
+        return self._values[name]
+
+    def get_weight(self, name: str, weight: torch.Tensor) -> float:
+        if name not in self._values:
+            self._values[name] = hyperspherical_energy(weight, self.max_neurons)
         return self._values[name]
 
 

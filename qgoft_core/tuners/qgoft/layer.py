@@ -69,15 +69,22 @@ class QGOFTLayer(nn.Module):
             return math.pi * torch.tanh(self.qgoft_theta)
         return self.qgoft_theta
 
-    def block_table(self) -> torch.Tensor:
-        """(d, 4) fp32 table of flattened 2 x 2 blocks (+ an identity row)."""
+    def block_table(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """(d, 4) table of flattened 2 x 2 blocks (+ an identity row), in `dtype`.
+
+        cos/sin are taken in `dtype`: a float64 table of a strict rotation is
+        orthogonal to ~1e-16 (an fp32 table cast up only to ~1e-7).
+        """
         if self.method == "goft":
-            return givens_table(self.angles().float())
-        return quasi_table(self.qgoft_blocks.float())
+            theta = self.qgoft_theta.to(dtype)
+            if self.angle_param == "tanh":
+                theta = math.pi * torch.tanh(theta)
+            return givens_table(theta)
+        return quasi_table(self.qgoft_blocks.to(dtype))
 
     def operator(self, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """Dense d x d input-side operator diag(s_in) M (for merging and metrics)."""
-        m = self.tree.dense(self.block_table().to(dtype))
+        m = self.tree.dense(self.block_table(dtype))
         if self.scaling == "input":
             m = self.qgoft_scale_in.to(dtype).unsqueeze(1) * m
         return m
@@ -94,7 +101,7 @@ class QGOFTLayer(nn.Module):
     def merged_weight(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """diag(s_out) W M_s^T without touching the layer (O(n d log d))."""
         w = self.original_weight().to(dtype)
-        out = self.tree.apply_transposed(w, self.block_table().to(dtype))
+        out = self.tree.apply_transposed(w, self.block_table(dtype))
         if self.scaling == "input":  # W (diag(s) M)^T = (W M^T) diag(s)
             out = out * self.qgoft_scale_in.to(dtype)
         if self.scaling == "output":

@@ -25,8 +25,19 @@ class ModulesToSaveWrapper(nn.Module):
         self.disabled = False
 
     def forward(self, *args, **kwargs):
-        module = self.original_module if self.disabled else self.trained_module
-        return module(*args, **kwargs)
+        return self.active_module(*args, **kwargs)
+
+    @property
+    def active_module(self) -> nn.Module:
+        return self.original_module if self.disabled else self.trained_module
+
+    def __getattr__(self, name: str):
+        # Callers read attributes such as `.weight` from the module they wrapped.
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("original_module" if self.__dict__.get("disabled")
+                                               else "trained_module"), name)
 
 
 def _set_submodule(root: nn.Module, name: str, new: nn.Module) -> None:

@@ -1,0 +1,122 @@
+"""Shared test setup: offline, CPU, importable from a fresh checkout."""
+
+import os
+import sys
+from pathlib import Path
+
+# No test may reach a model hub: everything is built from configs or shipped.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+VOCAB = 64
+
+
+def _tiny_config(arch: str):
+    import transformers as tf
+
+    if arch == "bert":
+        return tf.BertConfig(vocab_size=VOCAB, hidden_size=20, num_hidden_layers=2, num_attention_heads=2,
+                             intermediate_size=36, max_position_embeddings=32, type_vocab_size=2,
+                             hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    if arch == "gpt2":
+        return tf.GPT2Config(vocab_size=VOCAB, n_embd=20, n_layer=2, n_head=2, n_positions=32,
+                             n_inner=36, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                             bos_token_id=0, eos_token_id=0)
+    if arch == "llama":
+        return tf.LlamaConfig(vocab_size=VOCAB, hidden_size=24, intermediate_size=44, num_hidden_layers=2,
+                              num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=32)
+    raise ValueError(arch)
+
+
+_TINY_CACHE: dict = {}
+
+
+def build_tiny(arch: str, seed: int = 0, classifier: bool = False, num_labels: int = 3):
+    """A tiny random model from a config, in eval mode, with fixed weights for a seed.
+
+    Dropout is off, so every forward is deterministic; non-power-of-two widths
+    (20, 24, 36, 44) exercise the carry rule of the tree layout. Each call returns
+    a fresh deep copy (building from a config is the slow part).
+    """
+    import copy
+
+    key = (arch, seed, classifier, num_labels)
+    if key not in _TINY_CACHE:
+        _TINY_CACHE[key] = _build_tiny(arch, seed, classifier, num_labels)
+    return copy.deepcopy(_TINY_CACHE[key])
+
+
+def _build_tiny(arch: str, seed: int, classifier: bool, num_labels: int):
+    import transformers as tf
+
+    cfg = _tiny_config(arch)
+    torch.manual_seed(seed)
+    if classifier:
+        cfg.num_labels = num_labels
+        model = tf.AutoModelForSequenceClassification.from_config(cfg)
+    else:
+        model = tf.AutoModel.from_config(cfg)
+    return model.eval()
+
+
+def tiny_inputs(arch: str, batch: int = 2, length: int = 7, seed: int = 123) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, VOCAB, (batch, length), generator=g)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def model_output(model, inputs) -> torch.Tensor:
+    out = model(**inputs)
+    return out.logits if hasattr(out, "logits") else out.last_hidden_state
+
+
+@torch.no_grad()
+def randomize_adapters(qmodel, seed: int = 1, spread: float = 0.5) -> None:
+    """Random, non-zero adapter parameters (and a perturbed head, if any)."""
+    g = torch.Generator().manual_seed(seed)
+    for layer in qmodel.adapter_layers().values():
+        for name, p in layer.named_parameters(recurse=False):
+            noise = torch.randn(p.shape, generator=g, dtype=torch.float32).to(p.device, p.dtype)
+            if name == "qgoft_theta":
+                p.copy_(spread * noise)
+            elif name == "qgoft_blocks":
+                p.add_(0.3 * noise)
+            else:  # scales
+                p.copy_(1.0 + 0.2 * noise)
+    for wrapper in qmodel.saved_modules().values():
+        for p in wrapper.trained_module.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=g, dtype=torch.float32).to(p.dtype))
+
+
+@pytest.fixture
+def tiny():
+    """Builders for tiny random models: tiny.build(arch, seed, classifier), tiny.inputs(arch)."""
+    class Tiny:
+        build = staticmethod(build_tiny)
+        inputs = staticmethod(tiny_inputs)
+        output = staticmethod(model_output)
+        randomize = staticmethod(randomize_adapters)
+    return Tiny
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Run a module's tiny-tensor tests on one intra-op thread.
+
+    The core tests push thousands of tiny ops (8 x 8 bmm, 20-wide layers); on a
+    2-core machine with anything else running, OpenMP hand-offs make those up to
+    10x slower than one thread. Restored after the module.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,0 +1,259 @@
+"""Properties of the tree layout and the fused-stage GivensTree operator.
+
+Every expected value is built independently of the fast path: explicit d x d
+Givens matrices multiplied level by level from `tree_pairs`, the Gram matrix
+M^T M, and a hand-computed alignment of a vector onto e_0.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse
+import torch
+
+from qgoft_core.layout import num_levels, stage_plans, tree_pairs
+from qgoft_core.rotation import GivensTree, givens_table, quasi_table
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def random_angles(d: int, seed: int = 0, dtype=torch.float32) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return ((torch.rand(d - 1, generator=g, dtype=torch.float64) * 2 - 1) * math.pi).to(dtype)
+
+
+def random_blocks(d: int, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.eye(2, dtype=torch.float64) + 0.5 * torch.randn(d - 1, 2, 2, generator=g,
+                                                                 dtype=torch.float64)).to(dtype)
+
+
+def naive_operator(d: int, table: torch.Tensor) -> torch.Tensor:
+    """M = P_1 P_2 ... P_L from explicit d x d level matrices (row-vector convention).
+
+    Pair p = (i, j) in flattened tree order reads table row p = (m_ii, m_ij, m_ji, m_jj).
+    """
+    m = torch.eye(d, dtype=table.dtype)
+    p = 0
+    for level in tree_pairs(d):
+        P = torch.eye(d, dtype=table.dtype)
+        for i, j in level:
+            a, b, c, e = table[p]
+            P[i, i], P[i, j], P[j, i], P[j, j] = a, b, c, e
+            p += 1
+        m = m @ P
+    assert p == d - 1
+    return m
+
+
+# -- layout -------------------------------------------------------------------
+@pytest.mark.parametrize("d", [2, 3, 5, 8, 12, 13, 127, 384, 768, 1000])
+def test_tree_pairs_are_a_carry_rule_tree(d):
+    levels = tree_pairs(d)
+    assert len(levels) == num_levels(d) == math.ceil(math.log2(d))
+    flat = [pair for level in levels for pair in level]
+    assert len(flat) == d - 1
+    for level in levels:  # pairs of one level are disjoint
+        touched = [k for pair in level for k in pair]
+        assert len(touched) == len(set(touched))
+    # every index except 0 is the second member of exactly one pair: a spanning tree rooted at 0
+    seconds = sorted(j for _, j in flat)
+    assert seconds == list(range(1, d))
+    # index i is touched at (2-adic valuation of i) + 1 levels (capped by the depth / its existence)
+    for level_no, level in enumerate(levels, start=1):
+        step, half = 2**level_no, 2 ** (level_no - 1)
+        assert all(i % step == 0 and j == i + half for i, j in level)
+
+
+def test_tree_pairs_d12_example_from_the_method_doc():
+    assert tree_pairs(12) == (
+        ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)),
+        ((0, 2), (4, 6), (8, 10)),
+        ((0, 4),),
+        ((0, 8),),
+    )
+
+
+@pytest.mark.parametrize("d", [1, 0, -3])
+def test_too_small_dimension_is_refused(d):
+    with pytest.raises(ValueError, match="at least 2"):
+        GivensTree(d)
+
+
+# -- strict mode is orthogonal ------------------------------------------------
+@pytest.mark.parametrize("d", [2, 3, 5, 12, 127, 384, 768, 1000, 4096])
+def test_strict_operator_is_orthogonal_in_fp32(d):
+    tree = GivensTree(d)
+    m = tree.dense(givens_table(random_angles(d, seed=d)))
+    assert m.dtype == torch.float32
+    m64 = m.double()
+    # Gram in float64 from the fp32 M; M has ~d log d non-zeros, so form it sparsely
+    sp = scipy.sparse.csr_matrix(m64.numpy())
+    residual = sp.T @ sp - scipy.sparse.identity(d, format="csr")
+    dev = float(np.sqrt((residual.toarray() ** 2).sum())) if d <= 1000 else float(
+        np.sqrt((residual.tocsr().data ** 2).sum()))
+    assert dev < 1e-5, f"||M^T M - I||_F = {dev:.3g} at d={d}"
+    if d <= 768:  # cross-check the sparse Gram against the dense one
+        dense_dev = float(torch.linalg.norm(m64.T @ m64 - torch.eye(d, dtype=torch.float64)))
+        assert dense_dev == pytest.approx(dev, rel=1e-6, abs=1e-12)
+        # and it is a proper rotation, not a reflection
+        assert torch.linalg.det(m64) == pytest.approx(1.0, abs=1e-6)
+
+
+# -- fused stages == naive product of Givens matrices ---------------------------
+@pytest.mark.parametrize("d", [2, 3, 5, 8, 12, 13, 17, 31, 64, 100])
+@pytest.mark.parametrize("block_levels", [1, 2, 3, 4])
+@pytest.mark.parametrize("kind", ["goft", "qgoft"])
+def test_fused_stages_equal_naive_level_product(d, block_levels, kind):
+    if kind == "goft":
+        table = givens_table(random_angles(d, seed=d, dtype=torch.float64))
+    else:
+        table = quasi_table(random_blocks(d, seed=d))
+    assert table.shape == (d, 4)
+    tree = GivensTree(d, block_levels=block_levels)
+    expected = naive_operator(d, table)
+    torch.testing.assert_close(tree.dense(table), expected, rtol=1e-12, atol=1e-12)
+
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(3, 5, d, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(tree.apply(x, table), x @ expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(tree.apply_transposed(x, table), x @ expected.T, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("d", [5, 12, 100])
+def test_block_levels_do_not_change_the_operator(d):
+    table = quasi_table(random_blocks(d, seed=1))
+    ref = GivensTree(d, block_levels=1).dense(table)
+    for k in (2, 3, 4, 5, 6, 10):
+        torch.testing.assert_close(GivensTree(d, block_levels=k).dense(table), ref, rtol=1e-12, atol=1e-12)
+    assert len(stage_plans(d, 1)) == num_levels(d)
+
+
+@pytest.mark.parametrize("d", [2, 13, 768])
+def test_apply_transposed_in_fp32(d):
+    table = givens_table(random_angles(d, seed=3))
+    tree = GivensTree(d)
+    m = tree.dense(table)
+    x = torch.randn(4, d, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(tree.apply_transposed(x, table), x @ m.T, rtol=1e-5, atol=1e-5)
+    # the transpose of a rotation is its inverse
+    torch.testing.assert_close(tree.apply_transposed(tree.apply(x, table), table), x, rtol=1e-5, atol=1e-5)
+
+
+def test_apply_checks_the_last_dimension():
+    tree = GivensTree(6)
+    table = givens_table(torch.zeros(5))
+    with pytest.raises(ValueError, match="last dimension 6"):
+        tree.apply(torch.zeros(2, 7), table)
+    with pytest.raises(ValueError, match="last dimension 6"):
+        tree.apply_transposed(torch.zeros(2, 7), table)
+
+
+@pytest.mark.parametrize("d", [2, 12, 13])
+def test_zero_angles_and_identity_blocks_give_the_identity_exactly(d):
+    x = torch.randn(3, d)
+    tree = GivensTree(d)
+    assert torch.equal(tree.apply(x, givens_table(torch.zeros(d - 1))), x)
+    assert torch.equal(tree.apply(x, quasi_table(torch.eye(2).expand(d - 1, 2, 2))), x)
+
+
+# -- alignment onto e_0 (Theorem 4.1 in the tree form) ---------------------------
+def alignment_angles(x: torch.Tensor) -> torch.Tensor:
+    """Angles, in flattened tree order, that rotate x level by level onto ||x|| e_0.
+
+    Row-vector convention: block [[c, -s], [s, c]] maps (x_i, x_j) to
+    (x_i c + x_j s, -x_i s + x_j c); theta = atan2(x_j, x_i) zeroes x_j.
+    """
+    v = x.clone()
+    angles = []
+    for level in tree_pairs(x.shape[0]):
+        for i, j in level:
+            theta = math.atan2(float(v[j]), float(v[i]))
+            c, s = math.cos(theta), math.sin(theta)
+            v[i], v[j] = v[i] * c + v[j] * s, -v[i] * s + v[j] * c
+            angles.append(theta)
+    return torch.tensor(angles, dtype=x.dtype)
+
+
+@pytest.mark.parametrize("d", [2, 3, 5, 7, 8, 12, 13, 100, 384, 1000])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tree_aligns_any_vector_onto_e0(d, seed):
+    x = torch.randn(d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    theta = alignment_angles(x)
+    assert theta.shape == (d - 1,)
+    y = GivensTree(d).apply(x, givens_table(theta))
+    target = torch.zeros(d, dtype=torch.float64)
+    target[0] = x.norm()
+    torch.testing.assert_close(y, target, rtol=0, atol=1e-10 * float(x.norm()))
+
+
+# -- gradients -----------------------------------------------------------------
+@pytest.mark.parametrize("d, block_levels", [(8, 3), (12, 3), (13, 3), (13, 1)])
+def test_gradcheck_wrt_x_and_angles(d, block_levels):
+    tree = GivensTree(d, block_levels=block_levels)
+    g = torch.Generator().manual_seed(d)
+    x = torch.randn(1, d, generator=g, dtype=torch.float64, requires_grad=True)
+    theta = random_angles(d, seed=d, dtype=torch.float64).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x, t: tree.apply(x, givens_table(t)), (x, theta))
+    assert torch.autograd.gradcheck(lambda x, t: tree.apply_transposed(x, givens_table(t)), (x, theta))
+
+
+@pytest.mark.parametrize("d, block_levels", [(8, 3), (12, 3), (13, 3), (13, 1)])
+def test_gradcheck_wrt_x_and_quasi_blocks(d, block_levels):
+    tree = GivensTree(d, block_levels=block_levels)
+    g = torch.Generator().manual_seed(d)
+    x = torch.randn(1, d, generator=g, dtype=torch.float64, requires_grad=True)
+    blocks = random_blocks(d, seed=d).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x, b: tree.apply(x, quasi_table(b)), (x, blocks))
+    assert torch.autograd.gradcheck(lambda x, b: tree.apply_transposed(x, quasi_table(b)), (x, blocks))
+
+
+@pytest.mark.parametrize("d", [12, 13])
+def test_gradcheck_wrt_the_table_itself(d):
+    tree = GivensTree(d)
+    x = torch.randn(1, d, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    table = quasi_table(random_blocks(d, seed=2)).detach().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda t: tree.apply(x, t), (table,))
+
+
+def test_angle_map_has_rank_d_minus_1_not_full_so_d():
+    """d - 1 angles: the Jacobian of theta -> M has rank d - 1, far below d(d-1)/2."""
+    d = 8
+    tree = GivensTree(d)
+    theta = random_angles(d, seed=5, dtype=torch.float64)
+    jac = torch.autograd.functional.jacobian(lambda t: tree.dense(givens_table(t)).reshape(-1), theta)
+    assert torch.linalg.matrix_rank(jac).item() == d - 1 < d * (d - 1) // 2
+
+
+@pytest.mark.parametrize("d", [12, 13])
+def test_gradcheck_with_only_one_side_requiring_grad(d):
+    tree = GivensTree(d)
+    x = torch.randn(2, d, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    theta = random_angles(d, seed=4, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda x: tree.apply(x, givens_table(theta)), (x.clone().requires_grad_(True),))
+    assert torch.autograd.gradcheck(lambda t: tree.apply(x, givens_table(t)), (theta.clone().requires_grad_(True),))
+
+
+@pytest.mark.parametrize("d", [5, 13, 100])
+def test_apply_accepts_strided_and_batched_inputs(d):
+    table = quasi_table(random_blocks(d, seed=6))
+    tree = GivensTree(d)
+    m = naive_operator(d, table)
+    x = torch.randn(d, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2)).T  # not contiguous
+    torch.testing.assert_close(tree.apply(x, table), x @ m, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(tree.apply_transposed(x, table), x @ m.T, rtol=1e-12, atol=1e-12)
+    y = tree.apply(x.reshape(2, 3, d), table)
+    assert y.shape == (2, 3, d)
+    torch.testing.assert_close(y.reshape(6, d), x @ m, rtol=1e-12, atol=1e-12)
+    assert tree.apply(torch.zeros(0, d, dtype=torch.float64), table).shape == (0, d)
+
+
+def test_apply_computes_in_the_tables_dtype():
+    d = 12
+    tree = GivensTree(d)
+    x = torch.randn(3, d).to(torch.bfloat16)
+    table = givens_table(random_angles(d))
+    y = tree.apply(x, table)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, x.float() @ tree.dense(table), rtol=1e-5, atol=1e-5)
