@@ -15,22 +15,26 @@ import scipy.sparse
 import torch
 
 HE_MAX_NEURONS = 256  # energy on at most this many neurons per layer (fixed, evenly spaced)
+# Live snapshots: fp32 Gram products. Both the base and the tuned energy use it,
+# so a strict rotation still shows a drift of ~1e-8, far below anything learned.
+SNAPSHOT_GRAM_DTYPE = torch.float32
 
 
 # -- single quantities ------------------------------------------------------
 def hyperspherical_energy(weight: torch.Tensor, max_neurons: Optional[int] = HE_MAX_NEURONS,
-                          eps: float = 1e-12) -> float:
+                          eps: float = 1e-12, gram_dtype: torch.dtype = torch.float64) -> float:
     """HE(W) = sum_{i != j} 1 / ||w^_i - w^_j|| over unit-normalised rows (s = 1).
 
     ||w^_i - w^_j||^2 = 2 - 2 cos_ij comes from the Gram matrix, in float64;
     distances are floored at sqrt(eps) so duplicate neurons give a large finite
     value rather than inf. With more rows than `max_neurons`, an evenly spaced
     fixed subset is used (the same subset for base and tuned weights).
+    `gram_dtype=torch.float32` makes the Gram product ~3x cheaper (the live
+    snapshots use it); the distances and the sum stay float64.
     """
-    w = weight.detach().to(torch.float64)
-    w = w[neuron_sample(w.shape[0], max_neurons)]
-    unit = w / w.norm(dim=1, keepdim=True).clamp_min(1e-300)
-    cos = unit @ unit.T
+    w = weight.detach()[neuron_sample(weight.shape[0], max_neurons)].to(gram_dtype)
+    unit = w / w.norm(dim=1, keepdim=True).clamp_min(torch.finfo(gram_dtype).tiny)
+    cos = (unit @ unit.T).to(torch.float64)
     dist = (2.0 - 2.0 * cos).clamp_min(eps).sqrt()
     dist.fill_diagonal_(math.inf)
     return float((1.0 / dist).sum())
@@ -144,9 +148,10 @@ def weight_metrics(name: str, base: torch.Tensor, tuned: torch.Tensor, method: s
                    max_neurons: Optional[int] = HE_MAX_NEURONS) -> LayerMetrics:
     """Metrics any method has: norm changes, energy drift, and (for rotation
     methods, given their input-side operator) the orthogonality deviation."""
-    base, tuned = base.detach().double(), tuned.detach().double()
-    he_base = base_energy if base_energy is not None else hyperspherical_energy(base, max_neurons)
-    he_tuned = hyperspherical_energy(tuned, max_neurons)
+    base, tuned = base.detach(), tuned.detach()
+    he_base = base_energy if base_energy is not None else \
+        hyperspherical_energy(base, max_neurons, gram_dtype=SNAPSHOT_GRAM_DTYPE)
+    he_tuned = hyperspherical_energy(tuned, max_neurons, gram_dtype=SNAPSHOT_GRAM_DTYPE)
     dev_fro, dev = orthogonality_deviation(operator) if operator is not None else (math.nan, math.nan)
     return LayerMetrics(
         name=name, d=base.shape[1], n=base.shape[0], method=method, angles=[],
@@ -194,12 +199,14 @@ class BaseEnergyCache:
 
     def get(self, name: str, layer) -> float:
         if name not in self._values:
-            self._values[name] = hyperspherical_energy(layer.original_weight(), self.max_neurons)
+            self._values[name] = hyperspherical_energy(layer.original_weight(), self.max_neurons,
+                                                       gram_dtype=SNAPSHOT_GRAM_DTYPE)
         return self._values[name]
 
     def get_weight(self, name: str, weight: torch.Tensor) -> float:
         if name not in self._values:
-            self._values[name] = hyperspherical_energy(weight, self.max_neurons)
+            self._values[name] = hyperspherical_energy(weight, self.max_neurons,
+                                                       gram_dtype=SNAPSHOT_GRAM_DTYPE)
         return self._values[name]
 
 

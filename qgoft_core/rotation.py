@@ -149,7 +149,10 @@ class GivensTree(nn.Module):
             raise ValueError(f"expected last dimension {self.d}, got {tuple(x.shape)}")
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.d).to(table.dtype)
-        y = StagedRotation.apply(flat, self.plans, *self.stage_blocks(table))
+        # Under autocast the products would silently drop to bf16/fp16; the
+        # rotation stays in the table's precision (fp32 for training).
+        with torch.autocast(x.device.type, enabled=False):
+            y = StagedRotation.apply(flat, self.plans, *self.stage_blocks(table))
         return y.reshape(*lead, self.d)
 
     def apply_transposed(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:

@@ -257,3 +257,20 @@ def test_apply_computes_in_the_tables_dtype():
     y = tree.apply(x, table)
     assert y.dtype == torch.float32
     torch.testing.assert_close(y, x.float() @ tree.dense(table), rtol=1e-5, atol=1e-5)
+
+
+def test_rotation_stays_fp32_under_autocast():
+    """Autocast (bf16 on CPU here, bf16 on CUDA in training) must not lower the
+    precision of the rotation: its products are computed in the table's fp32."""
+    import torch
+    from qgoft_core import GivensTree, givens_table
+
+    torch.manual_seed(0)
+    tree = GivensTree(384)
+    table = givens_table(torch.randn(383))
+    x = torch.randn(64, 384)
+    exact = tree.apply(x, table)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = tree.apply(x, table)
+    assert under_autocast.dtype == torch.float32
+    assert torch.allclose(under_autocast, exact, atol=1e-6, rtol=1e-6)
