@@ -105,29 +105,34 @@ It is large when neurons crowd together and small when they are spread out on th
 sphere; it depends only on the pairwise angles. Any orthogonal $M$ applied to all
 neurons keeps it exactly (strict GOFT). qGOFT, LoRA, full fine-tuning and a
 per-input-coordinate scale change it. The app reports the **relative drift**
-$(\mathrm{HE}(W') - \mathrm{HE}(W_0)) / \mathrm{HE}(W_0)$ (for very wide layers, on a
-sample of neurons, as the chart says).
+$(\mathrm{HE}(W') - \mathrm{HE}(W_0)) / \mathrm{HE}(W_0)$, computed in float64 on at most
+256 evenly spaced neurons per layer (the same neurons before and after).
 
 ## 6. How to read each chart
 
-- **Loss**: training loss per step (for qGOFT: the task loss plus the $\lambda$-weighted
-  penalty). Rotations need larger learning rates than LoRA before the curve moves.
+- **Loss**: the training task loss per step and the held-out loss; for qGOFT the
+  $\lambda$-weighted penalty gets its own panel, on its own scale. Rotations need larger
+  learning rates than LoRA before the curve moves.
 - **Angle heatmap**: one cell per rotation angle $\theta$ (columns: pairs, ordered level
   by level; rows: layers), on a diverging colour scale: one hue for negative angles,
   the other for positive, white for $0$ (the colour bar gives the numbers). Cells near
-  $\pm 180^\circ$ sit at the edge of the angle range: that rotation has saturated.
+  or beyond $\pm 180^\circ$ are half turns: with the default plain angles they wrap
+  around ($\theta$ and $\theta \pm 360^\circ$ are the same rotation); with the
+  $\pi \tanh$ form they sit at the edge of the range and barely move. Either way the
+  rotation has saturated, usually because the learning rate is too high.
 - **Angle histograms over time**: the distribution of all angles at each logged step.
   They start as a spike at $0$ and widen as training proceeds.
 - **Norm changes**: per-neuron $\lVert w_i' \rVert / \lVert w_i \rVert$. Exactly 1 for
-  strict GOFT; qGOFT's flexible norms and LoRA move it.
+  strict GOFT without the optional scales; qGOFT's flexible norms, the scales and LoRA
+  move it.
 - **Orthogonality deviation**: $\lVert M^\top M - I \rVert_F$ (also divided by
   $\sqrt d$), and for qGOFT the block terms $\sum \langle\alpha,\beta\rangle^2$ and
   $\sum \cos^2\angle(\alpha, \beta)$. Zero (up to rounding) for strict GOFT.
 - **HE drift**: the relative change of hyperspherical energy against the pretrained
   weights, per layer. Flat at zero for strict GOFT.
 - **CKA / representation similarity**: linear CKA between the base and the tuned model's
-  hidden states on a fixed probe set; 1 means the representations are unchanged (up to
-  rotation and scale).
+  sentence embeddings on a fixed probe set of 64 held-out texts; 1 means the
+  representations are unchanged (up to rotation and scale).
 - **Retention probe**: the base model's own task (for a sentence encoder,
   sentence-similarity ranking) before and after fine-tuning: how much was forgotten.
 
@@ -146,9 +151,15 @@ sample of neurons, as the chart says).
   the element pairing from level 2 on is wrong, so the operator is a **shear, not a
   rotation** ($\lVert M^\top M - I \rVert_F \approx 24.7$ at $d = 768$), and its merge
   disagrees with its forward pass. It does not implement the qGOFT penalty either.
-- **This project fixes both**: it applies the levels directly instead of building a
-  dense matrix, and every level is a true rotation, so the strict operator is orthogonal
-  up to rounding error (the tests check it).
+- **This project fixes all three**:
+  - it never builds a dense $d \times d$ matrix to train: the levels are applied as small
+    batched block products, $O(d \log d)$ work per token;
+  - every level is a true rotation, so the strict operator is orthogonal up to rounding
+    error, and merging the operator into the weight gives the same outputs as the
+    unmerged forward pass (the tests check both, in `tests/test_qgoft_model.py`);
+  - the qGOFT penalty is implemented: `QGOFTModel.regularization_loss` returns
+    $\lambda \sum \langle \alpha_i, \beta_i \rangle^2$ and the trainer adds it to every
+    step's loss (the Loss chart shows it in its own panel).
 - The paper's "GOFT*" scale is a length-$d$ diagonal on the **input** side; it does not
   keep neuron angles or HE. A per-neuron scale on the output side does.
 
@@ -216,8 +227,8 @@ CHART_NOTES: dict[str, dict[str, str]] = {
     "angle-heatmap": {
         "see": "One cell per rotation angle θ (columns: pairs, level by level; rows: "
         "layers) on a diverging colour scale, white for 0.",
-        "notice": "Cells near ±180° sit at the edge of the angle range: those rotations "
-        "have saturated and can barely move further.",
+        "notice": "Cells near or beyond ±180° are half turns: those rotations have "
+        "saturated (plain angles wrap around; the tanh form pins them at the edge).",
         "try": "Drag the timeline back to step 0: every cell is white, since the model "
         "starts exactly at the pretrained one.",
     },
@@ -234,25 +245,28 @@ CHART_NOTES: dict[str, dict[str, str]] = {
         "try": "Switch between GOFT and qGOFT on the same preset and compare the spread.",
     },
     "orth-plot": {
-        "see": "How far the learned operator is from orthogonal: ‖MᵀM − I‖ and, for "
-        "qGOFT, Σ⟨α, β⟩² over the blocks.",
-        "notice": "Strict GOFT sits at rounding-error level; qGOFT rises a little and λ "
-        "decides how much.",
-        "try": "Raise λ tenfold and watch the deviation shrink.",
+        "see": "How far the learned operator is from orthogonal: ‖MᵀM − I‖_F / √d per layer "
+        "(log scale; the dashed line is the tolerance).",
+        "notice": "Strict GOFT sits at rounding-error level; qGOFT moves away from it. λ only "
+        "penalises ⟨α, β⟩ (the shear of each block), not the column lengths, so even a large "
+        "λ does not bring this back to zero.",
+        "try": "Open the \"λ too large\" lesson: Σ⟨α, β⟩² falls thousands of times while this "
+        "chart hardly moves.",
     },
     "energy-plot": {
         "see": "The relative drift of hyperspherical energy, (HE − HE₀)/HE₀, per layer over "
         "training.",
         "notice": "Flat at zero for strict GOFT: every neuron gets the same rotation, so no "
         "angle between neurons changes.",
-        "try": "Load the \"LoRA forgets\" preset and compare its drift with GOFT's.",
+        "try": "Load the \"GOFT vs LoRA: what is forgotten\" lesson and compare its drift "
+        "with GOFT's.",
     },
     "cka-plot": {
-        "see": "Linear CKA between the base and the tuned model's hidden states on a fixed "
-        "probe set, layer by layer.",
+        "see": "Linear CKA between the base and the tuned model's sentence embeddings on a "
+        "fixed probe set of held-out texts, at each evaluation.",
         "notice": "Values near 1 mean the representation barely changed, which usually goes "
         "with less forgetting on the retention probe.",
-        "try": "Compare CKA of the last layer for GOFT and full fine-tuning.",
+        "try": "Compare the CKA of GOFT and full fine-tuning after the same number of steps.",
     },
     "playground-plot": {
         "see": "Toy neurons as arrows: blue dotted before, orange after the update, on the "

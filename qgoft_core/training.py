@@ -183,7 +183,11 @@ class TrainingRun:
     def _build(self, seed: int) -> None:
         self.seed = seed
         classifier = new_classifier(self.base.encoder, self.task.num_labels, self.base.pooling, seed)
-        self.tuned: Tuned = build_tuned(classifier, self.config.settings())
+        with torch.random.fork_rng(devices=[]):
+            # PEFT draws LoRA's A matrices from the global generator: seed it, so that
+            # the same seed gives the same run and new_seed gives a new initialisation.
+            torch.manual_seed(seed)
+            self.tuned: Tuned = build_tuned(classifier, self.config.settings())
         self.tuned.model.to(self.device)
         self.tuned.model.eval()  # dropout off: exact reproducibility (see module docstring)
         self.initial_state = self.tuned.trainable_state()
@@ -247,7 +251,7 @@ class TrainingRun:
             reg_loss = self.tuned.regularization_loss().float().to(task_loss.device)
             loss = task_loss + reg_loss
         if not torch.isfinite(loss):
-            self._diverged(f"loss became {float(loss)} at step {self.step_count + 1}")
+            self._diverged(f"loss became {float(loss.detach())} at step {self.step_count + 1}")
         loss.backward()
         grads_ok = all(torch.isfinite(p.grad).all() for p in self.tuned.parameters() if p.grad is not None)
         if not grads_ok:
@@ -257,7 +261,10 @@ class TrainingRun:
         self.optimizer.zero_grad(set_to_none=True)
         self.step_count += 1
         seconds = time.perf_counter() - start
-        record = {"step": self.step_count, "loss": float(task_loss), "reg_loss": float(reg_loss),
+        # What a later divergence rolls back to (e.g. a parameter overwritten with inf).
+        self.last_good_state = self.tuned.trainable_state()
+        record = {"step": self.step_count, "loss": float(task_loss.detach()),
+                  "reg_loss": float(reg_loss.detach()),
                   "lr": lr, "sec_per_step": seconds, "examples_per_sec": len(batch["labels"]) / seconds}
         self.history.steps.append(record)
         return record
@@ -266,6 +273,7 @@ class TrainingRun:
         self.stopped_reason = (f"training stopped: {why}. The adapter keeps its last good state "
                                f"(step {self.step_count}); lower the learning rate and reset.")
         self.optimizer.zero_grad(set_to_none=True)
+        self.tuned.load_trainable_state(self.last_good_state)
         raise TrainingDiverged(self.stopped_reason)
 
     def run(self, steps: Optional[int] = None) -> Iterator[tuple[str, dict]]:

@@ -120,3 +120,52 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------
+# A tiny BaseModel for engine / CLI / inspection tests (appended for those tests)
+# --------------------------------------------------------------------------
+TINY_BASE_ID = "tests/tiny-bert-minilm-vocab"
+
+
+def build_tiny_base(hidden: int = 32, layers: int = 2, seed: int = 0):
+    """A qgoft_core.models.BaseModel: a tiny random BERT with the offline MiniLM tokenizer.
+
+    The vocabulary matches the tokenizer, so the built-in text tasks run through
+    it exactly as through the real model; hidden 32 / intermediate 64 divide
+    PEFT OFT's and BOFT's block sizes. Frozen and in eval mode like load_base().
+    """
+    import transformers as tf
+    from qgoft_core.models import BaseModel, default_model_path
+
+    tokenizer = tf.AutoTokenizer.from_pretrained(str(default_model_path()))
+    cfg = tf.BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
+                        num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=128,
+                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    torch.manual_seed(seed)
+    encoder = tf.BertModel(cfg).eval()
+    encoder.config._name_or_path = TINY_BASE_ID  # what adapters record as their base
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    return BaseModel(TINY_BASE_ID, encoder, tokenizer, "mean")
+
+
+@pytest.fixture(scope="session")
+def tiny_base():
+    """One tiny BaseModel shared by the session (frozen, like the real shared base)."""
+    return build_tiny_base()
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    """One intra-op thread for tests on tiny models, also inside TrainingRun.
+
+    TrainingRun sets the thread count from QGOFT_THREADS (else every core);
+    for 32-wide layers thread hand-offs cost more than they save, and on a
+    shared 2-core machine they can make a test 10x slower.
+    """
+    monkeypatch.setenv("QGOFT_THREADS", "1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

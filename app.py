@@ -1,0 +1,89 @@
+"""qGOFT Explorer, the web app: `python app.py` serves it (host and port from GRADIO_SERVER_NAME /
+GRADIO_SERVER_PORT); a Hugging Face Space runs the same file. `demo` is the module-level Blocks.
+
+A thin composition: each tab is built by its own module under ui/, and every setting for hosted
+use comes from environment variables (ui/context.py, README).
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from ui.compare_tab import build_compare_tab  # noqa: E402
+from ui.context import AppContext  # noqa: E402
+from ui.inspect_tab import build_inspect_tab  # noqa: E402
+from ui.learn_tab import build_learn_tab  # noqa: E402
+from ui.lessons_tab import build_lessons_tab  # noqa: E402
+from ui.playground_tab import build_playground_tab  # noqa: E402
+from ui.train_tab import build_train_tab  # noqa: E402
+
+TABS = (
+    ("Train", "train", build_train_tab),
+    ("Compare", "compare", build_compare_tab),
+    ("Inspect", "inspect", build_inspect_tab),
+    ("Givens playground", "playground", build_playground_tab),
+    ("Lessons", "lessons", build_lessons_tab),
+    ("Learn", "learn", build_learn_tab),
+)
+
+CSS = """
+.chart-notes { font-size: 0.9em; color: var(--body-text-color-subdued); }
+#status { font-size: 1.02em; }
+#link-notice { border-left: 4px solid #d97706; padding-left: 0.6em; }
+"""
+
+
+def build_app(ctx: AppContext | None = None) -> gr.Blocks:
+    """The whole app: a header and the six tabs, in this order."""
+    ctx = ctx or AppContext()
+    with gr.Blocks(title="qGOFT Explorer") as blocks:
+        ctx.demo = blocks
+        gr.Markdown("# qGOFT Explorer\nFine-tune a real pretrained model with orthogonal (Givens) rotations "
+                    "and watch, live, what the rotations do to it.")
+        with gr.Tabs(elem_id="tabs") as tabs:
+            ctx.tabs = tabs
+            for label, key, build in TABS:
+                with gr.Tab(label, id=key, elem_id=f"{key}-tab"):
+                    build(ctx)
+    blocks.queue()
+    return blocks
+
+
+def launch_kwargs(ctx_settings=None) -> dict:
+    """What `launch()` needs besides host and port (tests launch with the same)."""
+    settings = ctx_settings or AppContext().settings
+    return {
+        "css": CSS,
+        "max_file_size": f"{settings.max_upload_mb}mb",
+        "run_history": False,  # streamed charts are large: keep them out of browser storage
+        "ssr_mode": False,
+        "footer_links": ["api", "gradio"],
+    }
+
+
+def preload_default_model() -> threading.Thread:
+    """Load the shared frozen base in the background: the page is up at once, the first run is quick."""
+    from qgoft_core.models import load_base
+
+    def load() -> None:
+        try:
+            load_base()
+        except Exception as exc:  # noqa: BLE001 - the first run reports it properly
+            print(f"qGOFT Explorer: could not preload the default model: {exc}")
+
+    thread = threading.Thread(target=load, name="preload-base", daemon=True)
+    thread.start()
+    return thread
+
+
+demo = build_app()
+
+if os.environ.get("QGOFT_PRELOAD", "1") != "0":
+    preload_default_model()
+
+if __name__ == "__main__":
+    demo.launch(**launch_kwargs())

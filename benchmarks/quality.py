@@ -1,0 +1,314 @@
+"""Quality benchmark: every comparison method on movie-review polarity (rotten_tomatoes).
+
+Protocol (equal budget for every method):
+  1. Train on the first --train-examples sentences of the training split (the
+     split is already shuffled, seed 2005) for --epochs epochs, batch
+     --batch-size, the default MiniLM, sequences cut to --max-length tokens.
+  2. Learning rate per method: each value of the method's compare-tab rate
+     (qgoft_core.compare.COMPARE_METHODS) times each --grid multiplier is trained
+     with the first seed; the best accuracy on the first --val-examples
+     validation sentences wins (ties: the smaller rate).
+  3. With that rate, every seed in --seeds is trained (the first seed's grid
+     run is reused) and measured on the test split (its first --test-examples
+     sentences): accuracy, linear CKA of
+     sentence embeddings to the base (64 test sentences), hyperspherical-energy
+     drift, orthogonality deviation, median seconds per step, and the retention
+     probe (Spearman of the base model's sentence-similarity skill, tuned vs
+     base; demos/data retention pairs).
+Reported: mean and sample standard deviation over seeds, a README markdown
+table, the exact command, and a JSON file with every run.
+
+    python benchmarks/quality.py                                   # the full protocol (slow on CPU)
+    python benchmarks/quality.py --train-examples 1600 --epochs 1 --grid 1,3 --val-examples 300 \
+        --test-examples 500
+    python benchmarks/quality.py --dry-run 5                       # time 5 steps per method, estimate
+    python benchmarks/quality.py --hub                              # data from the hub (needs network)
+
+Goal (issue 5): qGOFT within 1 point of the best test accuracy while keeping
+the most of the base model's skill among the methods within that point.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "rotten_tomatoes"
+LABELS = ("negative", "positive")
+
+
+# -- data -------------------------------------------------------------------------
+def read_jsonl(path: Path) -> tuple[list[str], list[int]]:
+    texts, labels = [], []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if line.strip():
+                row = json.loads(line)
+                if row.get("label") not in (0, 1) or not isinstance(row.get("text"), str):
+                    raise ValueError(f"{path}:{lineno}: expected {{'text': str, 'label': 0 or 1}}")
+                texts.append(row["text"])
+                labels.append(int(row["label"]))
+    return texts, labels
+
+
+def load_splits(data: Path, hub: bool) -> dict[str, tuple[list[str], list[int]]]:
+    """{"train"|"validation"|"test": (texts, labels)} from the folder, or the hub copy with --hub."""
+    if hub:
+        from datasets import load_dataset  # only with --hub: needs the network (or its cache)
+        ds = load_dataset("rotten_tomatoes")
+        return {split: (list(ds[split]["text"]), [int(y) for y in ds[split]["label"]])
+                for split in ("train", "validation", "test")}
+    missing = [s for s in ("train", "validation", "test") if not (data / f"{s}.jsonl").is_file()]
+    if missing:
+        raise SystemExit(f"{data}: missing {', '.join(s + '.jsonl' for s in missing)} (pass --data PATH, "
+                         f"or --hub to load rotten_tomatoes from the Hugging Face hub)")
+    return {split: read_jsonl(data / f"{split}.jsonl") for split in ("train", "validation", "test")}
+
+
+def make_task(splits, train_examples: int, test_examples: int):
+    from demos.tasks import TextTask
+    train_texts, train_labels = splits["train"]
+    test_texts, test_labels = splits["test"]
+    n, t = min(train_examples, len(train_texts)), min(test_examples, len(test_texts))
+    return TextTask("rotten_tomatoes", LABELS, tuple(train_texts[:n]), tuple(train_labels[:n]),
+                    tuple(test_texts[:t]), tuple(test_labels[:t]), "movie-review polarity (Pang & Lee 2005)")
+
+
+# -- measuring ----------------------------------------------------------------------
+def accuracy_on(run, texts: list[str], labels: list[int]) -> float:
+    """Accuracy of a run's current model on other texts (the validation split)."""
+    import torch
+    from qgoft_core.training import encode
+    data = encode(run.base, tuple(texts), tuple(labels), run.config.max_length)
+    correct = 0
+    with torch.no_grad():
+        for lo in range(0, len(texts), 64):
+            batch = data.batch(range(lo, min(len(texts), lo + 64)), run.pad_id, run.device)
+            logits = run.tuned.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            correct += int((logits.argmax(-1) == batch["labels"]).sum())
+    return correct / len(texts)
+
+
+def train(key: str, lr: float, seed: int, steps: int, args, task, base):
+    from qgoft_core import compare as C
+    from qgoft_core.training import TrainingDiverged, TrainingRun
+    config = C.method_config(key, task.name, seed, steps, lr=lr, batch_size=args.batch_size,
+                             max_length=args.max_length, eval_every=steps, max_steps=max(steps, 1))
+    run = TrainingRun(config, task=task, base=base)
+    diverged = ""
+    try:
+        for _ in range(steps):
+            run.step()
+    except TrainingDiverged as exc:
+        diverged = str(exc)
+    return run, diverged
+
+
+def measure(key: str, run, diverged: str, base_retention: Optional[float]) -> dict[str, Any]:
+    from qgoft_core import compare as C
+    spec = C.COMPARE_METHODS[key]
+    row = C.CompareRow(key=key, label=spec.label, method=spec.method)
+    run.evaluate()  # test split: accuracy and CKA
+    C.reuse_base_retention(run, base_retention)
+    C.measure_row(row, run)
+    if diverged:
+        row.status = diverged
+    return row.to_dict()
+
+
+def mean_sd(values: list[float]) -> tuple[float, float]:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return math.nan, math.nan
+    return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else 0.0
+
+
+def summarize(key: str, runs: list[dict], grid: list[dict], lr: float) -> dict[str, Any]:
+    from qgoft_core import compare as C
+    out: dict[str, Any] = {"key": key, "label": C.COMPARE_METHODS[key].label, "lr": lr, "grid": grid,
+                           "runs": runs, "trainable_params": runs[0]["trainable_params"]}
+    for name in ("accuracy", "retention_tuned", "retention_kept", "cka", "he_drift", "orth_dev"):
+        out[name], out[name + "_sd"] = mean_sd([r[name] for r in runs])
+    out["sec_per_step"] = statistics.median(r["sec_per_step"] for r in runs)
+    out["retention_base"] = runs[0]["retention_base"]
+    out["orth_dev_kind"] = runs[0]["orth_dev_kind"]
+    return out
+
+
+# -- reporting ------------------------------------------------------------------------
+def verdict(methods: list[dict]) -> str:
+    """Does qGOFT reach the issue's goal? One honest paragraph."""
+    best = max(methods, key=lambda m: m["accuracy"])
+    q = next((m for m in methods if m["key"] == "qgoft"), None)
+    if q is None:
+        return "qGOFT was not run."
+    gap = 100 * (best["accuracy"] - q["accuracy"])
+    close = [m for m in methods if 100 * (best["accuracy"] - m["accuracy"]) <= 1.0]
+    keeper = max(close, key=lambda m: m["retention_kept"])
+    within = gap <= 1.0
+    text = (f"Best mean test accuracy: {best['label']} {100 * best['accuracy']:.2f}%. qGOFT: "
+            f"{100 * q['accuracy']:.2f}% ({gap:.2f} points {'behind' if gap > 0 else 'ahead'}; "
+            f"goal 'within 1 point': {'met' if within else 'NOT met'}). ")
+    text += (f"Among the {len(close)} method(s) within 1 point of the best "
+             f"({', '.join(m['label'] for m in close)}), the most base skill kept: {keeper['label']} "
+             f"({100 * keeper['retention_kept']:.1f}% of the base retention Spearman)")
+    if within:
+        text += (f"; qGOFT keeps {100 * q['retention_kept']:.1f}%: goal 'keeps the most' "
+                 f"{'met' if keeper['key'] == 'qgoft' else 'NOT met'}.")
+    else:
+        text += "."
+    return text
+
+
+def markdown_table(methods: list[dict]) -> str:
+    lines = ["| method | trainable params | lr | test accuracy (%) | retention Spearman (kept %) | "
+             "CKA to base | energy drift | orth. deviation | s / step |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for m in methods:
+        lines.append(
+            f"| {m['label']} | {m['trainable_params']:,} | {m['lr']:g} | "
+            f"{100 * m['accuracy']:.2f} ± {100 * m['accuracy_sd']:.2f} | "
+            f"{m['retention_tuned']:.4f} ({100 * m['retention_kept']:.1f}) | {m['cka']:.4f} | "
+            f"{m['he_drift']:.1e} | {m['orth_dev']:.1e}{'' if m['orth_dev_kind'] == 'rotation' else '*'} | "
+            f"{m['sec_per_step']:.3f} |")
+    return "\n".join(lines)
+
+
+def command() -> str:
+    return "python " + " ".join(shlex.quote(a) for a in ["benchmarks/quality.py"] + sys.argv[1:])
+
+
+def versions() -> dict[str, str]:
+    import peft
+    import torch
+    import transformers
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "peft": peft.__version__,
+            "platform": platform.platform(), "torch_threads": str(torch.get_num_threads())}
+
+
+# -- main -------------------------------------------------------------------------------
+def parse_args(argv=None) -> argparse.Namespace:
+    from qgoft_core.compare import DEFAULT_METHODS
+    p = argparse.ArgumentParser(description="Quality benchmark of the comparison methods on rotten_tomatoes.")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with train/validation/test.jsonl")
+    p.add_argument("--hub", action="store_true", help="load datasets' 'rotten_tomatoes' from the hub instead")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated compare method keys")
+    p.add_argument("--train-examples", type=int, default=8530, help="first N training sentences (all: 8530)")
+    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-length", type=int, default=64)
+    p.add_argument("--grid", default="0.3,1,3", help="learning-rate multipliers of each method's compare rate")
+    p.add_argument("--val-examples", type=int, default=1066, help="validation sentences for the grid")
+    p.add_argument("--test-examples", type=int, default=1066, help="first N test sentences (all: 1066)")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results_quality.json")
+    p.add_argument("--dry-run", type=int, default=0, metavar="STEPS",
+                   help="time STEPS steps of each method, print the estimated total and stop")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    if not any(a == "--hub" for a in (argv or sys.argv[1:])):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    args = parse_args(argv)
+    from qgoft_core import compare as C
+    from qgoft_core.models import load_base
+
+    keys = [k.strip() for k in args.methods.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in C.COMPARE_METHODS]
+    if unknown:
+        raise SystemExit(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(C.COMPARE_METHODS)}")
+    multipliers = [float(x) for x in args.grid.split(",")]
+    seeds = [int(x) for x in args.seeds.split(",")]
+    splits = load_splits(args.data, args.hub)
+    task = make_task(splits, args.train_examples, args.test_examples)
+    val_texts, val_labels = (list(x[: args.val_examples]) for x in splits["validation"])
+    steps = max(1, math.ceil(len(task.train_texts) * args.epochs / args.batch_size))
+    base = load_base(None)
+    started = time.monotonic()
+    print(f"# {command()}\n# {len(task.train_texts)} train x {args.epochs:g} epochs = {steps} steps of "
+          f"{args.batch_size}; grid x{multipliers} on {len(val_texts)} validation; seeds {seeds}; "
+          f"test {len(task.test_texts)}", flush=True)
+
+    if args.dry_run:
+        total = 0.0
+        for key in keys:
+            run, _ = train(key, C.COMPARE_METHODS[key].lr, seeds[0], args.dry_run, args, task, base)
+            t0 = time.monotonic()
+            accuracy_on(run, val_texts[:64], val_labels[:64])
+            eval_per_example = (time.monotonic() - t0) / 64
+            step = statistics.median(s["sec_per_step"] for s in run.history.steps)
+            runs = len(multipliers) + len(seeds) - 1
+            cost = runs * steps * step + eval_per_example * (len(multipliers) * len(val_texts) +
+                                                             len(seeds) * (len(task.test_texts) + 900))
+            total += cost
+            print(f"  {key:18s} {step:.3f} s/step -> about {cost / 60:.1f} min", flush=True)
+        print(f"estimated total: {total / 60:.0f} min", flush=True)
+        return
+
+    methods, base_retention = [], None
+    for key in keys:
+        spec = C.COMPARE_METHODS[key]
+        grid, best = [], None
+        for factor in multipliers:
+            lr = spec.lr * factor
+            run, diverged = train(key, lr, seeds[0], steps, args, task, base)
+            accuracy = 0.0 if diverged else accuracy_on(run, val_texts, val_labels)
+            grid.append({"lr": lr, "val_accuracy": accuracy, "diverged": diverged})
+            print(f"  {key:18s} lr {lr:.2e}  val {100 * accuracy:.2f}%{'  (diverged)' if diverged else ''}",
+                  flush=True)
+            if best is None or accuracy > best[0]:
+                best = (accuracy, lr, run, diverged)
+        _, lr, run, diverged = best
+        runs = []
+        for seed in seeds:
+            if seed != seeds[0]:
+                run, diverged = train(key, lr, seed, steps, args, task, base)
+            row = measure(key, run, diverged, base_retention)
+            base_retention = row["retention_base"]
+            row["seed"] = seed
+            runs.append(row)
+            print(f"  {key:18s} seed {seed}: test {100 * row['accuracy']:.2f}%  kept "
+                  f"{100 * row['retention_kept']:.1f}%  cka {row['cka']:.4f}  {row['sec_per_step']:.3f} s/step",
+                  flush=True)
+            del run
+        methods.append(summarize(key, runs, grid, lr))
+        _write(args, methods, steps, seeds, multipliers, started, len(val_texts), task)  # partial results survive
+    print("\n" + markdown_table(methods) + "\n")
+    print(verdict(methods))
+    print(f"\n# {(time.monotonic() - started) / 60:.1f} min; wrote {args.json}")
+
+
+def _write(args, methods, steps, seeds, multipliers, started, n_val, task) -> None:
+    out = {"command": command(), "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+           "versions": versions(), "data": "hub:rotten_tomatoes" if args.hub else str(args.data),
+           "protocol": {"train_examples": len(task.train_texts), "epochs": args.epochs, "steps": steps,
+                        "batch_size": args.batch_size, "max_length": args.max_length,
+                        "grid_multipliers": multipliers, "val_examples": n_val, "seeds": seeds,
+                        "test_examples": len(task.test_texts)},
+           "minutes": round((time.monotonic() - started) / 60, 1), "methods": methods,
+           "markdown": markdown_table(methods), "verdict": verdict(methods)}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    from qgoft_core.compare import json_safe
+    args.json.write_text(json.dumps(json_safe(out), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

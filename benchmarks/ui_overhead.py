@@ -1,0 +1,96 @@
+"""What the live views cost a training run: the same steps with and without the streaming UI path.
+
+"Without": ``TrainingRun.run()`` consumed bare. "With": the Train tab's own generator
+(``ui.train_session.train_stream``: throttled redraws of the status line, the loss curves,
+the heatmap, histograms, norm / orthogonality / energy charts and the layer table, each
+serialised to JSON as Gradio sends it) consumed as a browser would, minus the network.
+Both start from an identical, already built run (same seed, same data order), so the
+difference is the UI alone. Runs are interleaved (bare, UI, bare, UI, ...) so machine noise
+hits both alike; medians are reported.
+
+    python benchmarks/ui_overhead.py                      # 30 steps, 2 rounds, qGOFT
+    python benchmarks/ui_overhead.py --steps 60 --rounds 3 --method goft
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ui.context import AppSettings  # noqa: E402
+from ui.runs import RunRegistry  # noqa: E402
+from ui.train_session import Controls, Throttle, prepare_run, train_stream  # noqa: E402
+
+
+def fresh_run(registry: RunRegistry, session: str, controls: Controls):
+    visitor = registry.visitor(session)
+    prepare_run(registry, visitor, controls)  # built outside the timing: the same in both paths
+    return visitor.run
+
+
+def time_bare(registry: RunRegistry, controls: Controls, tag: str) -> float:
+    run = fresh_run(registry, f"bare-{tag}", controls)
+    start = time.perf_counter()
+    for _ in run.run():
+        pass
+    return time.perf_counter() - start
+
+
+def time_ui(registry: RunRegistry, controls: Controls, tag: str) -> tuple[float, int, float]:
+    session = f"ui-{tag}"
+    fresh_run(registry, session, controls)
+    throttle = Throttle()
+    drawing = {"s": 0.0}
+    original = throttle.draw
+
+    def counted(kind, fn, *args):
+        t0 = time.perf_counter()
+        try:
+            return original(kind, fn, *args)
+        finally:
+            drawing["s"] += time.perf_counter() - t0
+
+    throttle.draw = counted
+    updates = 0
+    start = time.perf_counter()
+    for _ in train_stream(registry, session, controls, throttle=throttle):
+        updates += 1
+    return time.perf_counter() - start, updates, drawing["s"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--method", default="qgoft")
+    args = parser.parse_args()
+
+    registry = RunRegistry(AppSettings(max_concurrent_runs=4, max_seconds=10_000))
+    controls = Controls(method=args.method, steps=args.steps)
+    fresh_run(registry, "warm-up", controls)  # load the base and tokenise the task once
+    bare, ui, counts, drawn = [], [], [], []
+    for r in range(args.rounds):
+        bare.append(time_bare(registry, controls, str(r)))
+        seconds, updates, drawing = time_ui(registry, controls, str(r))
+        ui.append(seconds)
+        counts.append(updates)
+        drawn.append(drawing)
+        print(f"round {r + 1}: bare {bare[-1]:.2f} s, with UI {ui[-1]:.2f} s "
+              f"({updates} page updates, {drawing:.2f} s drawing the live charts)", flush=True)
+    b, u = statistics.median(bare), statistics.median(ui)
+    print(f"\n{args.steps} steps of {args.method} on the default model, median of {args.rounds} rounds:")
+    print(f"  without UI: {b:.2f} s ({b / args.steps:.3f} s/step)")
+    print(f"  with UI:    {u:.2f} s ({u / args.steps:.3f} s/step), {statistics.median(counts):.0f} page updates")
+    print(f"  UI overhead: {100 * (u / b - 1):+.1f}%  (ratio {u / b:.3f}; target < 10%)")
+
+
+if __name__ == "__main__":
+    main()

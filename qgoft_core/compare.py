@@ -1,0 +1,630 @@
+"""Compare fine-tuning methods on one task: what each learns and what each keeps.
+
+Every method in `COMPARE_METHODS` is trained one after another through the
+same engine (`TrainingRun`) with the same base model, task, seed (so the same
+head initialisation and data order) and step budget; only the method and its
+learning rate differ. `compare_runs` streams events so a caller (the Compare
+tab, the precompute script, a test) can show progress as it happens, and ends
+with one `CompareRow` per method:
+
+- trainable parameters, held-out accuracy, median seconds per step;
+- orthogonality deviation ||M^T M - I||_F / sqrt(d), max over adapted layers
+  (see `orth_dev_kind` and `COLUMN_HELP` for what M is for each method);
+- hyperspherical-energy drift, mean |relative drift| over adapted layers;
+- linear CKA of the tuned sentence embeddings against the base's;
+- the retention probe (Spearman of cosine similarity against graded sentence
+  pairs) for the base and the tuned model, and their ratio.
+
+Plus, per method, the eval records over training as an accuracy-vs-CKA curve.
+Library code: no Gradio here.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+
+from . import metrics as M
+from .methods import METHOD_LABELS
+from .models import BaseModel, load_base
+from .training import RunConfig, TrainingConfigError, TrainingDiverged, TrainingRun
+
+FORMAT = "qgoft-compare/1"
+PRECOMPUTED_DIR = Path(__file__).resolve().parents[1] / "demos" / "precomputed"
+
+
+@dataclass(frozen=True)
+class CompareMethod:
+    """One entry of the comparison: an engine method plus its settings."""
+
+    key: str
+    label: str  # short, unique: bar labels and legend entries
+    overrides: Mapping[str, Any]  # RunConfig fields (always "method" and "lr")
+    note: str  # one line for the method picker's help
+
+    @property
+    def method(self) -> str:
+        return str(self.overrides["method"])
+
+    @property
+    def lr(self) -> float:
+        return float(self.overrides["lr"])
+
+
+def _entry(key: str, label: str, note: str, **overrides: Any) -> tuple[str, CompareMethod]:
+    return key, CompareMethod(key, label, dict(overrides), note)
+
+
+# Learning rates for short budgets (30-80 steps, batch 16, warm-up 5): the
+# engine defaults (training.DEFAULT_LR) raised 2.5-4x, since a few dozen steps
+# need larger steps than the long schedules those defaults come from; rotation
+# methods take rates 10-100x those of full fine-tuning (paper, section 3).
+# Checked so far (demos/make_precomputed.py --sweep, 70 steps, 160 held-out
+# sentiment training texts): GOFT 5e-3 beat 2e-3 (90.6% vs 88.8%); the
+# quality benchmark (benchmarks/quality.py) grids every method's rate.
+COMPARE_METHODS: dict[str, CompareMethod] = dict([
+    _entry("goft", "GOFT", "strict Givens rotations: d - 1 angles per layer, exactly orthogonal",
+           method="goft", lr=5e-3),
+    _entry("qgoft", "qGOFT", "quasi-Givens 2x2 blocks with a soft orthogonality penalty (lambda 0.01)",
+           method="qgoft", lr=5e-3, reg_lambda=0.01),
+    _entry("qgoft_big_lambda", "qGOFT λ=1", "qGOFT with a 100x stronger penalty (lambda 1.0): "
+           "closer to strict GOFT", method="qgoft", lr=5e-3, reg_lambda=1.0),
+    _entry("lora", "LoRA", "PEFT LoRA, rank 8, alpha 16: a low-rank additive update",
+           method="lora", lr=3e-3, lora_r=8),
+    _entry("oft_neumann", "OFT (Neumann)", "PEFT OFT, block 32, Cayley transform approximated by a "
+           "Neumann series (PEFT's default): only approximately orthogonal",
+           method="oft", lr=3e-3, oft_cayley_neumann=True),
+    _entry("oft_exact", "OFT (exact)", "PEFT OFT, block 32, exact Cayley transform (matrix inverse): "
+           "orthogonal up to rounding", method="oft", lr=3e-3, oft_cayley_neumann=False),
+    _entry("boft", "BOFT", "PEFT BOFT, block 4, 2 butterfly factors (slow on CPU: several "
+           "matrix products per layer and step)", method="boft", lr=5e-3),
+    _entry("full", "Full FT", "every weight of the encoder and the head trained",
+           method="full", lr=1e-4),
+    _entry("head", "Head only", "linear probe: the encoder stays frozen, only the classifier head learns",
+           method="head", lr=2e-2),
+])
+DEFAULT_METHODS: tuple[str, ...] = tuple(COMPARE_METHODS)
+
+# Per-method colours: the engine method's colour from figures.METHOD_COLORS,
+# and a lighter shade for a variant so e.g. both OFT bars read as "OFT".
+METHOD_SHADES = {
+    "goft": "#ff7f0e", "qgoft": "#d62728", "qgoft_big_lambda": "#ff9896", "lora": "#1f77b4",
+    "oft_neumann": "#2ca02c", "oft_exact": "#98df8a", "boft": "#17becf", "full": "#7f7f7f",
+    "head": "#bcbd22",
+}
+
+# Orthogonality deviation needs an input-side operator M (y = base(x @ M)).
+ORTH_ROTATION = "rotation"  # the method's own operator
+ORTH_LEAST_SQUARES = "least squares"  # M^T = pinv(W) W' on well-conditioned layers with n >= d
+ORTH_UNTOUCHED = "encoder untouched"  # head only: M = I, deviation 0
+
+COLUMNS: list[tuple[str, str]] = [  # (CompareRow field, table header)
+    ("label", "method"),
+    ("trainable_params", "trainable params"),
+    ("accuracy", "accuracy (%)"),
+    ("sec_per_step", "s / step"),
+    ("orth_dev", "orth. deviation"),
+    ("he_drift", "energy drift"),
+    ("cka", "CKA to base"),
+    ("retention_tuned", "retention (Spearman)"),
+    ("retention_kept", "skill kept (%)"),
+    ("lr", "lr"),
+    ("steps", "steps"),
+]
+
+COLUMN_HELP: dict[str, str] = {
+    "method": "Fine-tuning method; all rows share the base model, task, seed (head initialisation and "
+              "data order) and step budget.",
+    "trainable params": "Parameters the optimiser updates, classifier head included.",
+    "accuracy (%)": "Accuracy on the task's held-out texts after the last step.",
+    "s / step": "Median wall-clock seconds of one training step (forward, backward, AdamW) on this "
+                "machine; the methods ran one after another, so load from other work can shift them.",
+    "orth. deviation": "||MᵀM − I||_F / √d, largest over adapted layers, for the input-side operator M "
+                       "with tuned weight W' = W Mᵀ. Rotation methods (GOFT, qGOFT, OFT, BOFT): their own "
+                       "M over every adapted layer; 0 means exactly orthogonal. LoRA and full fine-tuning "
+                       "have no M, so the least-squares one, Mᵀ = pinv(W) W', is used on the layers where "
+                       "it is unique and stable: at least as many outputs as inputs and cond(W) ≤ 100 "
+                       "(in MiniLM the six MLP up-projections). Head only: the encoder is untouched, 0. "
+                       "qGOFT's deviation includes its blocks' free column norms (its penalty only pushes "
+                       "each block's two columns to be perpendicular), so a larger λ need not shrink it.",
+    "energy drift": "Hyperspherical energy of each adapted weight's neurons, tuned vs base: mean over "
+                    "layers of |HE(W') − HE(W)| / HE(W). An exact rotation keeps every angle between "
+                    "neurons, so its drift is ~0 (rounding).",
+    "CKA to base": "Linear CKA between the tuned and the base model's sentence embeddings of 64 "
+                   "held-out texts: 1 = the same representation (up to rotation and scale).",
+    "retention (Spearman)": "The base model's own skill after tuning: Spearman correlation between "
+                            "embedding cosine similarity and graded similarity of the retention "
+                            "sentence pairs.",
+    "skill kept (%)": "Retention Spearman of the tuned model as a percentage of the base model's.",
+    "lr": "Peak learning rate (linear warm-up over the first steps).",
+    "steps": "Training steps done (fewer than asked only when a time limit or divergence stopped "
+             "the run).",
+}
+
+
+@dataclass
+class CompareRow:
+    """One method's results; every number finite unless `status` says why not."""
+
+    key: str
+    label: str
+    method: str
+    trainable_params: int = 0
+    total_params: int = 0
+    accuracy: float = math.nan
+    sec_per_step: float = math.nan
+    orth_dev: float = math.nan
+    orth_dev_kind: str = ""
+    he_drift: float = math.nan
+    cka: float = math.nan
+    retention_base: float = math.nan
+    retention_tuned: float = math.nan
+    retention_kept: float = math.nan
+    lr: float = math.nan
+    steps: int = 0
+    seconds: float = 0.0  # wall-clock of the whole method (training + measuring)
+    status: str = "ok"  # "ok", or why the row is incomplete / stopped early
+
+    def numbers(self) -> dict[str, float]:
+        """The numeric columns (what a test checks for finiteness)."""
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)
+                if f.type in ("int", "float") and f.name not in ("seconds",)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: json_safe(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "CompareRow":
+        known = {f.name: f for f in fields(cls)}
+        values = {}
+        for name, value in data.items():
+            if name in known:
+                values[name] = math.nan if value is None and known[name].type == "float" else value
+        return cls(**values)
+
+
+@dataclass
+class CompareResult:
+    """A whole comparison: rows, accuracy-vs-kept curves and how it was made."""
+
+    task: str
+    seed: int
+    steps: int
+    model: str
+    rows: list[CompareRow] = field(default_factory=list)
+    # key -> {"step": [...], "accuracy": [...], "kept": [... CKA], "loss": [...]}
+    curves: dict[str, dict[str, list]] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def row(self, key: str) -> Optional[CompareRow]:
+        return next((r for r in self.rows if r.key == key), None)
+
+    def labels(self) -> dict[str, str]:
+        return {r.key: r.label for r in self.rows} | {
+            k: COMPARE_METHODS[k].label for k in self.curves if k in COMPARE_METHODS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "task": self.task, "seed": self.seed, "steps": self.steps,
+                "model": self.model, "meta": json_safe(self.meta),
+                "rows": [r.to_dict() for r in self.rows], "curves": json_safe(self.curves)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "CompareResult":
+        if data.get("format") != FORMAT:
+            raise ValueError(f"not a method comparison (format {data.get('format')!r}, expected {FORMAT!r})")
+        return cls(task=str(data["task"]), seed=int(data["seed"]), steps=int(data["steps"]),
+                   model=str(data["model"]), rows=[CompareRow.from_dict(r) for r in data["rows"]],
+                   curves={k: {n: [math.nan if x is None else x for x in xs] for n, xs in c.items()}
+                           for k, c in data.get("curves", {}).items()},
+                   meta=dict(data.get("meta", {})))
+
+
+@dataclass
+class CompareEvent:
+    """What `compare_runs` streams. kind: "start" | "step" | "eval" | "row" | "error" | "done".
+
+    `result` is the comparison so far (the same object every time, growing).
+    """
+
+    kind: str
+    key: str
+    record: dict
+    result: CompareResult
+    index: int  # position of `key` among the methods run (0-based)
+    total: int
+
+
+# -- running -----------------------------------------------------------------
+def method_config(key: str, task: str, seed: int, steps: int, **overrides: Any) -> RunConfig:
+    """The RunConfig of one comparison entry (its overrides, then the caller's)."""
+    if key not in COMPARE_METHODS:
+        raise TrainingConfigError(f"unknown comparison method {key!r}; choose from {', '.join(COMPARE_METHODS)}")
+    values = {"task": task, "seed": seed, "steps": steps, **COMPARE_METHODS[key].overrides, **overrides}
+    return RunConfig(**values)
+
+
+def compare_runs(methods: Sequence[str] = DEFAULT_METHODS, task: Any = "sentiment", seed: int = 0,
+                 steps: int = 60, *, base: Optional[BaseModel] = None, eval_every: Optional[int] = None,
+                 batch_size: int = 16, max_length: int = 64, max_seconds: Optional[float] = None,
+                 should_stop: Optional[Callable[[], bool]] = None, config_overrides: Optional[dict] = None,
+                 meta: Optional[dict] = None) -> Iterator[CompareEvent]:
+    """Train each method in turn and stream CompareEvents; the last one is "done".
+
+    `task`: a built-in task name or a TextTask. `eval_every` None: about 8
+    evaluations per method (the curve points). `max_seconds` bounds the whole
+    comparison: each method gets an equal share of the time left, and a
+    method that reaches its share stops early (its row says so) so every
+    method still gets a row. `should_stop()` True ends the comparison after
+    the current step. A method that cannot be built or diverges gets a row
+    whose status says why; the others still run.
+    """
+    methods = list(dict.fromkeys(methods))
+    if not methods:
+        raise TrainingConfigError("pick at least one method to compare")
+    unknown = [m for m in methods if m not in COMPARE_METHODS]
+    if unknown:
+        raise TrainingConfigError(f"unknown comparison method(s) {', '.join(unknown)}; "
+                                  f"choose from {', '.join(COMPARE_METHODS)}")
+    base = base or load_base(None)
+    task_name = task if isinstance(task, str) else task.name
+    task_obj = None if isinstance(task, str) else task
+    eval_every = eval_every or max(1, steps // 8)
+    result = CompareResult(task=task_name, seed=seed, steps=steps, model=base.model_id,
+                           meta={"methods": {}, "eval_every": eval_every, "batch_size": batch_size,
+                                 "max_length": max_length, **(meta or {})})
+    deadline = time.monotonic() + max_seconds if max_seconds else None
+    base_retention: Optional[float] = None
+    total = len(methods)
+    for index, key in enumerate(methods):
+        if should_stop and should_stop():
+            break
+        spec = COMPARE_METHODS[key]
+        share = None
+        if deadline is not None:
+            share = max(0.0, (deadline - time.monotonic()) / (total - index))
+        started = time.monotonic()
+        yield CompareEvent("start", key, {"label": spec.label}, result, index, total)
+        row = CompareRow(key=key, label=spec.label, method=spec.method, lr=spec.lr)
+        curve: dict[str, list] = {"step": [], "accuracy": [], "kept": [], "loss": []}
+        try:
+            config = method_config(key, task_name, seed, steps,
+                                   batch_size=batch_size, max_length=max_length, eval_every=eval_every,
+                                   **(config_overrides or {}))
+            run = TrainingRun(config, task=task_obj, base=base)
+        except (TrainingConfigError, ValueError, RuntimeError) as exc:
+            row.status = f"could not start: {exc}"
+            result.rows.append(row)
+            yield CompareEvent("error", key, {"message": row.status}, result, index, total)
+            continue
+        result.meta["methods"][key] = {k: v for k, v in config.to_dict().items()
+                                       if k not in ("task", "model", "max_steps")}
+        result.curves[key] = curve
+        stopped = ""
+        try:
+            for kind, record in run.run():
+                if kind == "step":
+                    yield CompareEvent("step", key, record, result, index, total)
+                    if should_stop and should_stop():
+                        stopped = "stopped by request"
+                    elif share is not None and time.monotonic() - started > share:
+                        stopped = "time limit"
+                elif kind == "eval":
+                    _add_curve_point(curve, record)
+                    yield CompareEvent("eval", key, record, result, index, total)
+                if stopped:
+                    break
+        except TrainingDiverged as exc:
+            stopped = str(exc)
+        if stopped:
+            if not run.history.evals or run.history.evals[-1]["step"] != run.step_count:
+                _add_curve_point(curve, run.evaluate())
+            row.status = f"stopped at step {run.step_count} of {steps}: {stopped}"
+        reuse_base_retention(run, base_retention)
+        measure_row(row, run)
+        base_retention = row.retention_base
+        row.seconds = time.monotonic() - started
+        result.rows.append(row)
+        yield CompareEvent("row", key, row.to_dict(), result, index, total)
+        if should_stop and should_stop():
+            break
+    yield CompareEvent("done", "", {}, result, total - 1, total)
+
+
+def run_comparison(*args: Any, **kwargs: Any) -> CompareResult:
+    """compare_runs to the end; returns the finished comparison."""
+    result = None
+    for event in compare_runs(*args, **kwargs):
+        result = event.result
+    assert result is not None
+    return result
+
+
+def _add_curve_point(curve: dict[str, list], record: Mapping[str, Any]) -> None:
+    curve["step"].append(int(record["step"]))
+    curve["accuracy"].append(float(record["accuracy"]))
+    curve["kept"].append(float(record["cka"]))
+    curve["loss"].append(float(record["loss"]))
+
+
+def reuse_base_retention(run: TrainingRun, value: Optional[float]) -> None:
+    """Give `run` the base model's retention score measured by an earlier run.
+
+    The probe score of the untuned base is the same for every method on one
+    base model and max length; measuring it once saves ~800 forward passes
+    per method. (TrainingRun caches it in `_base_retention`.)
+    """
+    if value is not None and math.isfinite(value):
+        run._base_retention = float(value)
+
+
+def measure_row(row: CompareRow, run: TrainingRun) -> CompareRow:
+    """Measure the trained model: every column of the row (from its last evaluation)."""
+    row.trainable_params, row.total_params = run.trainable_parameters()
+    row.steps = run.step_count
+    row.lr = run.config.resolved_lr()
+    last_eval = run.history.evals[-1] if run.history.evals else run.evaluate()
+    row.accuracy = float(last_eval["accuracy"])
+    row.cka = float(last_eval["cka"])
+    step_times = [s["sec_per_step"] for s in run.history.steps]
+    row.sec_per_step = float(statistics.median(step_times)) if step_times else 0.0
+    snap = run.history.snapshots[-1] if run.history.snapshots and \
+        run.history.snapshots[-1]["step"] == run.step_count else run.snapshot()
+    layers = snap["layers"].values()
+    row.he_drift = float(np.mean([abs(layer["he_drift"]) for layer in layers])) if layers else 0.0
+    row.orth_dev, row.orth_dev_kind = orthogonality_of_run(run, snap)
+    retention = run.retention()
+    row.retention_base = float(retention["base"])
+    row.retention_tuned = float(retention["tuned"])
+    row.retention_kept = float(retention["kept"])
+    return row
+
+
+def orthogonality_of_run(run: TrainingRun, snapshot: Optional[dict] = None) -> tuple[float, str]:
+    """(max over layers of ||M^T M - I||_F / sqrt(d), how M was obtained); see COLUMN_HELP."""
+    method = run.config.method
+    if method == "head":
+        return 0.0, ORTH_UNTOUCHED
+    snapshot = snapshot or run.snapshot()
+    own = [layer["orth_dev"] for layer in snapshot["layers"].values() if math.isfinite(layer["orth_dev"])]
+    if own:
+        return float(max(own)), ORTH_ROTATION
+    return least_squares_orth_dev(run), ORTH_LEAST_SQUARES
+
+
+MAX_CONDITION = 100.0  # least-squares operators only where W is well conditioned (see below)
+
+
+@torch.no_grad()
+def least_squares_orth_devs(run: TrainingRun) -> dict[str, float]:
+    """Per layer: deviation of the least-squares input operator, M^T = pinv(W) W'.
+
+    Only layers where that operator is well determined: n >= d (W has full
+    column rank, so M is unique) and cond(W) <= MAX_CONDITION. Otherwise
+    pinv(W) multiplies the update's component along W's smallest singular
+    directions by up to cond(W) (MiniLM's attention weights: 10^3..10^5), and
+    the number would describe W's conditioning, not the update. In MiniLM
+    this keeps the six MLP up-projections (1536 x 384, cond ~15). For a
+    rotation method the result equals its own operator's deviation.
+    """
+    devs = {}
+    for name, base_layer in run.tuned.base_layers.items():
+        w = M.torch_weight(base_layer).double().cpu()
+        n, d = w.shape
+        if n < d:
+            continue
+        u, s, vh = torch.linalg.svd(w, full_matrices=False)
+        if s[-1] <= 0 or s[0] / s[-1] > MAX_CONDITION:
+            continue
+        tuned = run.tuned.tuned_weight(name).double().cpu()
+        pinv = vh.T @ torch.diag(1.0 / s) @ u.T
+        devs[name] = M.orthogonality_deviation((pinv @ tuned).T)[1]
+    return devs
+
+
+def least_squares_orth_dev(run: TrainingRun) -> float:
+    """Max of `least_squares_orth_devs` (NaN when no layer qualifies)."""
+    devs = least_squares_orth_devs(run)
+    return max(devs.values()) if devs else math.nan
+
+
+# -- files -------------------------------------------------------------------
+def json_safe(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf -> None, numpy -> Python."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [json_safe(v) for v in value.tolist()]
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def result_to_json(result: CompareResult, indent: Optional[int] = 1) -> str:
+    return json.dumps(result.to_dict(), indent=indent, allow_nan=False)
+
+
+def result_from_json(text: str) -> CompareResult:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc.msg} (line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise ValueError("a comparison file holds one JSON object")
+    return CompareResult.from_dict(data)
+
+
+def rows_to_csv(rows: Sequence[CompareRow]) -> str:
+    """Every field of every row as CSV (empty cell for a missing number)."""
+    out = io.StringIO()
+    names = [f.name for f in fields(CompareRow)]
+    writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.to_dict().items()})
+    return out.getvalue()
+
+
+def precomputed_path(task: str) -> Path:
+    return PRECOMPUTED_DIR / f"compare_{task}.json"
+
+
+def load_precomputed(task: str) -> CompareResult:
+    """The comparison shipped for a built-in task (made by demos/make_precomputed.py)."""
+    path = precomputed_path(task)
+    if not path.is_file():
+        raise FileNotFoundError(f"no precomputed comparison for task {task!r} (expected {path.name} in "
+                                f"demos/precomputed; make it with python demos/make_precomputed.py)")
+    return result_from_json(path.read_text(encoding="utf-8"))
+
+
+def select_methods(result: CompareResult, keys: Sequence[str]) -> CompareResult:
+    """A copy of `result` with only the rows and curves of `keys` (in the result's order)."""
+    wanted = set(keys)
+    return replace(result, rows=[r for r in result.rows if r.key in wanted],
+                   curves={k: c for k, c in result.curves.items() if k in wanted})
+
+
+def precomputed_tasks() -> list[str]:
+    return sorted(p.stem.removeprefix("compare_") for p in PRECOMPUTED_DIR.glob("compare_*.json"))
+
+
+# -- presentation (plain data and plotly figures) ------------------------------
+def _format(name: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if name == "trainable_params":
+        return f"{int(value):,}"
+    if name in ("accuracy", "retention_kept"):
+        return f"{100 * value:.1f}"
+    if name in ("cka", "retention_tuned"):
+        return f"{value:.4f}"
+    if name == "sec_per_step":
+        return f"{value:.3f}"
+    if name in ("orth_dev", "he_drift", "lr"):
+        return "0" if value == 0 else f"{value:.2e}"
+    return str(value)
+
+
+def table_rows(result: CompareResult) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows of display strings) for the comparison table."""
+    headers = [header for _, header in COLUMNS] + ["note"]
+    body = []
+    for row in result.rows:
+        note = row.status if row.status != "ok" else ""
+        if row.orth_dev_kind == ORTH_LEAST_SQUARES:
+            note = "; ".join(filter(None, ["orth.: least-squares M", note]))
+        elif row.orth_dev_kind == ORTH_UNTOUCHED:
+            note = "; ".join(filter(None, ["orth.: encoder untouched", note]))
+        body.append([_format(name, getattr(row, name)) for name, _ in COLUMNS] + [note])
+    return headers, body
+
+
+BAR_METRICS: list[tuple[str, str, str, bool]] = [  # (field, title, y axis, log scale)
+    ("accuracy", "Held-out accuracy", "accuracy (%)", False),
+    ("cka", "Representation kept (linear CKA to base)", "CKA", False),
+    ("retention_kept", "Original skill kept (retention probe)", "tuned / base Spearman (%)", False),
+    ("he_drift", "Hyperspherical energy drift", "mean |relative drift| (log)", True),
+    ("orth_dev", "Orthogonality deviation", "max ||MᵀM − I||_F / √d (log)", True),
+    ("sec_per_step", "Seconds per training step", "s / step", False),
+]
+
+
+def compare_bar_figures(result: CompareResult) -> dict[str, Any]:
+    """One bar chart per metric (small multiples), keyed by CompareRow field."""
+    from .figures import LOG_FLOOR, method_compare_bars
+
+    figures = {}
+    rows = [r for r in result.rows if r.steps > 0]
+    for name, title, y_title, log in BAR_METRICS:
+        scale = 100.0 if name in ("accuracy", "retention_kept") else 1.0
+        plain = [{"method": r.label, name: getattr(r, name) * scale} for r in rows]
+        fig = method_compare_bars(plain, name, title, y_title)
+        if fig.data:
+            bar = fig.data[0]
+            bar.marker.color = [METHOD_SHADES.get(r.key, "#9467bd") for r in rows]
+            if log:
+                # Log axes cannot show 0: draw zeros at the floor, keep the true value as text.
+                values = [getattr(r, name) for r in rows]
+                bar.y = [max(abs(v), LOG_FLOOR) if math.isfinite(v) else None for v in values]
+                bar.text = [("0" if v == 0 else f"{v:.2g}") if math.isfinite(v) else "n/a" for v in values]
+                fig.update_yaxes(type="log", exponentformat="power")
+        fig.update_layout(height=300, margin=dict(l=60, r=15, t=50, b=70), showlegend=False)
+        fig.update_xaxes(title_text=None, tickangle=-30)
+        figures[name] = fig
+    return figures
+
+
+def kept_figure(result: CompareResult) -> Any:
+    """Accuracy against representation similarity to the base (CKA) over training."""
+    from .figures import accuracy_vs_kept
+
+    labels = result.labels()
+    curves = {labels.get(k, k): {"kept": c["kept"], "accuracy": c["accuracy"], "step": c["step"]}
+              for k, c in result.curves.items() if c.get("step")}
+    fig = accuracy_vs_kept(curves, "representation kept: linear CKA to the base model",
+                           title="Accuracy vs knowledge kept over training<br><sup>each point an evaluation, "
+                                 "starting at step 0 (CKA 1, left); up and to the left is better</sup>")
+    colors = {labels.get(k, k): METHOD_SHADES.get(k) for k in result.curves}
+    for trace in fig.data:
+        if colors.get(trace.name):
+            trace.line.color = colors[trace.name]
+            trace.marker.color = colors[trace.name]
+    fig.update_xaxes(autorange="reversed")  # left to right: further from the base
+    return fig
+
+
+def summary_markdown(result: CompareResult) -> str:
+    """A few sentences: who is most accurate, who keeps the most among the accurate ones."""
+    rows = [r for r in result.rows if math.isfinite(r.accuracy)]
+    if not rows:
+        return "No finished methods yet."
+    best = max(rows, key=lambda r: r.accuracy)
+    close = [r for r in rows if r.accuracy >= best.accuracy - 0.01]
+    keeper = max(close, key=lambda r: (r.retention_kept if math.isfinite(r.retention_kept) else -1))
+    fastest = min(rows, key=lambda r: r.sec_per_step if math.isfinite(r.sec_per_step) else math.inf)
+    lines = [f"Most accurate: **{best.label}** ({100 * best.accuracy:.1f}%).",
+             f"Within 1 point of it, the most original skill kept: **{keeper.label}** "
+             f"({100 * keeper.retention_kept:.1f}% of the base model's retention score, "
+             f"CKA {keeper.cka:.3f}).",
+             f"Fastest step: **{fastest.label}** ({fastest.sec_per_step:.3f} s)."]
+    base = next((r.retention_base for r in rows if math.isfinite(r.retention_base)), math.nan)
+    if math.isfinite(base):
+        lines.append(f"(The untuned base model's retention Spearman is {base:.3f}.)")
+    return " ".join(lines)
+
+
+def describe(result: CompareResult) -> str:
+    """One line: what the comparison is (task, seed, budget, when and where it was made)."""
+    meta = result.meta
+    made = meta.get("created", "")
+    where = meta.get("device", "")
+    parts = [f"task **{result.task}**", f"seed {result.seed}", f"{result.steps} steps per method",
+             f"batch {meta.get('batch_size', '?')}", f"model `{result.model}`"]
+    if made:
+        parts.append(f"made {made[:10]}")
+    if where:
+        parts.append(f"on {where}")
+    return ", ".join(parts)
+
+
+def method_choices() -> list[tuple[str, str]]:
+    """(label, key) pairs for a method picker."""
+    return [(f"{m.label}", k) for k, m in COMPARE_METHODS.items()]
+
+
+def engine_label(key: str) -> str:
+    return METHOD_LABELS.get(COMPARE_METHODS[key].method, key)

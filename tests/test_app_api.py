@@ -1,0 +1,167 @@
+"""The app over HTTP with gradio_client: streamed training, cancelling, one run per visitor.
+
+One app is launched for the module (its own run registry), on the offline default model.
+The registry tests at the end need no server.
+"""
+import math
+import threading
+import time
+
+import pytest
+
+from tests.browser_utils import build_test_app, launched, wait_until
+
+INFO = 1  # position of the run-info JSON among the train event's outputs
+STEPS = 4
+
+
+def settings_args(steps=STEPS, method="qgoft", seed=0):
+    # model, task, method, scaling, layers, lambda, lr, batch size, steps, seed
+    return ("sentence-transformers/all-MiniLM-L6-v2", "sentiment", method, "none", "all", 0.01, 0.002, 16,
+            steps, seed)
+
+
+@pytest.fixture(scope="module")
+def served():
+    demo, ctx = build_test_app(max_concurrent_runs=2, queue_size=4, max_steps=500)
+    with launched(demo) as url:
+        yield url, ctx
+
+
+@pytest.fixture
+def client(served):
+    from gradio_client import Client
+    c = Client(served[0], verbose=False)
+    yield c
+    c.close()
+
+
+def infos(outputs) -> list[dict]:
+    return [out[INFO] for out in outputs if isinstance(out, (list, tuple)) and isinstance(out[INFO], dict)]
+
+
+def test_streamed_training_yields_increasing_steps_and_finite_losses(client):
+    job = client.submit(*settings_args(), api_name="/train")
+    seen = infos(list(job))
+    assert job.status().success
+    training = [i for i in seen if i["state"] in ("training", "done")]
+    steps = [i["step"] for i in training]
+    assert steps == sorted(steps) and steps[-1] == STEPS
+    assert len(set(steps)) >= 3, f"expected several streamed updates, got steps {steps}"
+    assert seen[-1]["state"] == "done" and seen[-1]["target"] == STEPS
+    losses = [i["loss"] for i in training if i["loss"] is not None]
+    assert losses and all(math.isfinite(x) for x in losses)
+    assert 0.0 <= seen[-1]["accuracy"] <= 1.0
+
+
+def test_cancelling_stops_the_run(client, served):
+    _, ctx = served
+    job = client.submit(*settings_args(steps=400, seed=3), api_name="/train")
+    wait_until(lambda: any(i["step"] >= 2 for i in infos(job.outputs())), timeout=180,
+               message="two training steps")
+    run_id = infos(job.outputs())[-1]["run"]
+    job.cancel()
+    visitor = wait_until(lambda: next((v for v in list(ctx.runs._visitors.values())
+                                       if v.run_id == run_id and not v.busy), None),
+                         timeout=60, message="the run to stop")
+    stopped_at = visitor.run.step_count
+    time.sleep(3)
+    assert visitor.run.step_count == stopped_at < 400
+    assert ctx.runs.load()["active"] == 0  # its training slot is free again
+
+
+def test_two_clients_train_separate_runs_at_once(served):
+    from gradio_client import Client
+    url, ctx = served
+    clients = [Client(url, verbose=False) for _ in range(2)]
+    results: list = [None, None]
+
+    def train(k):
+        job = clients[k].submit(*settings_args(seed=10 + k), api_name="/train")
+        results[k] = infos(list(job))
+
+    threads = [threading.Thread(target=train, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=400)
+    for c in clients:
+        c.close()
+    a, b = results
+    assert a and b
+    assert a[-1]["run"] != b[-1]["run"]  # different sessions, different runs
+    for stream in (a, b):
+        steps = [i["step"] for i in stream if i["state"] in ("training", "done")]
+        assert steps[-1] == STEPS and steps == sorted(steps)  # independent counters: nobody reaches 8
+        assert stream[-1]["state"] == "done"
+    assert {a[-1]["seed"], b[-1]["seed"]} == {10, 11}
+
+
+# -- the registry itself (no server) ----------------------------------------------------------
+def make_registry(**overrides):
+    from dataclasses import replace
+
+    from ui.context import AppSettings
+    from ui.runs import RunRegistry
+    clock = {"now": 5000.0}  # a monotonic clock does not start at 0
+    registry = RunRegistry(replace(AppSettings(), **overrides), clock=lambda: clock["now"])
+    return registry, clock
+
+
+def test_slots_queue_in_order_and_refuse_when_full():
+    from ui.runs import ServerBusy
+    registry, _ = make_registry(max_concurrent_runs=1, queue_size=2)
+    assert registry.try_slot("a") == 0
+    assert registry.try_slot("b") == 1 and registry.try_slot("c") == 2
+    assert registry.try_slot("b") == 1  # asking again keeps the place
+    with pytest.raises(ServerBusy, match="full"):
+        registry.try_slot("d")
+    registry.leave("a")
+    assert registry.try_slot("c") == 2  # not its turn: b is first in line
+    assert registry.try_slot("b") == 0
+    assert registry.load() == {"active": 1, "waiting": 1, "limit": 1, "visitors": 0}
+    registry.leave("b")
+    assert registry.try_slot("c") == 0
+
+
+def test_idle_visitors_are_released_and_their_runs_freed():
+    registry, clock = make_registry(idle_minutes=1)
+    old = registry.visitor("old")
+    old.run = object()
+    busy = registry.visitor("busy")
+    assert registry.begin(busy)
+    clock["now"] += 120.0
+    registry.visitor("new")  # meeting someone new sweeps the idle ones
+    assert registry.peek("old") is None and old.run is None and old.stop.is_set()
+    assert registry.peek("busy") is busy  # a visitor in the middle of training is kept
+    assert registry.release("new") and registry.peek("new") is None
+
+
+def test_model_allow_list():
+    from qgoft_core.models import DEFAULT_MODEL_ID
+    from ui.runs import ModelNotAllowed
+    registry, _ = make_registry(allowed_models=["prajjwal1/bert-tiny"])
+    assert registry.check_model("") == DEFAULT_MODEL_ID
+    assert registry.check_model("default") == DEFAULT_MODEL_ID
+    assert registry.check_model("prajjwal1/bert-tiny") == "prajjwal1/bert-tiny"
+    with pytest.raises(ModelNotAllowed, match="not offered"):
+        registry.check_model("/etc")
+    open_registry, _ = make_registry(allowed_models=None)
+    assert open_registry.check_model("gpt2") == "gpt2"
+
+
+def test_throttle_keeps_drawing_within_its_budget():
+    from ui.train_session import Throttle
+    now = {"t": 0.0}
+    throttle = Throttle(min_interval=0.5, budget=0.05, clock=lambda: now["t"])
+    assert throttle.due("loss")
+
+    def slow_draw():
+        now["t"] += 0.2  # a view that takes 0.2 s to draw
+        return "figure"
+
+    assert throttle.draw("loss", slow_draw) == "figure"
+    now["t"] += 3.0
+    assert not throttle.due("loss")  # 0.2 s / 5% = at most every 4 s
+    now["t"] += 1.0
+    assert throttle.due("loss")

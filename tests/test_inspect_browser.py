@@ -1,0 +1,131 @@
+"""The Inspect tab: upload checks and views directly, then in a real browser.
+
+In the browser: a saved GOFT adapter (zip) shows its method, the per-layer
+table, the angle heatmap and the saturation flag; a PEFT LoRA adapter (its two
+files) fills column B; junk shows an error naming the problem while column A
+keeps its report.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+
+import pytest
+import torch
+
+from qgoft_core import QGOFTConfig, get_qgoft_model
+from qgoft_core.inspection import InspectionError
+from tests.browser_utils import (browser_page, build_test_app, launched, plot_svg, screenshot, wait_for_app,
+                                 wait_until)
+from tests.conftest import build_tiny
+from ui.inspect_tab import UploadError, layer_table, run_inspection, stage_upload
+
+TARGETS = ["query", "value"]  # tiny BERT: 2 blocks x 2 modules, d = 20 -> 19 angles each
+SATURATED = 5
+
+
+@pytest.fixture(scope="module")
+def adapters(tmp_path_factory) -> dict:
+    """A GOFT adapter (zip, one layer with angles near pi) and a PEFT LoRA adapter (folder)."""
+    root = tmp_path_factory.mktemp("adapters")
+    model = get_qgoft_model(build_tiny("bert"), QGOFTConfig(method="goft", target_modules=TARGETS))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for i, layer in enumerate(model.adapter_layers().values()):
+            layer.qgoft_theta.copy_(0.2 * torch.randn(layer.qgoft_theta.shape, generator=generator))
+            if i == 0:
+                layer.qgoft_theta[:SATURATED] = math.pi - 0.01
+    model.save_pretrained(root / "goft")
+    goft_zip = shutil.make_archive(str(root / "goft"), "zip", root / "goft")
+
+    from peft import LoraConfig, get_peft_model
+    lora = get_peft_model(build_tiny("bert"), LoraConfig(r=2, target_modules=TARGETS, init_lora_weights=False))
+    lora.save_pretrained(str(root / "lora"))
+    junk = root / "junk.zip"
+    junk.write_bytes(b"this is not a zip archive")
+    return {"goft_zip": goft_zip, "lora_files": [str(root / "lora" / "adapter_config.json"),
+                                                 str(root / "lora" / "adapter_model.safetensors")],
+            "junk": str(junk), "root": root}
+
+
+# -- the tab's logic ------------------------------------------------------------------
+def test_goft_zip_and_lora_files_are_inspected(adapters):
+    goft = run_inspection([adapters["goft_zip"]], "none", 20)
+    assert goft.method == "goft" and goft.source == "goft.zip" and len(goft.layers) == 4
+    table = layer_table(goft)
+    assert list(table.columns[:2]) == ["layer", "health"] and table.columns[-1] == "module"
+    assert table["health"].tolist() == ["⚠ 1 flag", "ok", "ok", "ok"]
+    assert table["params"].tolist() == [19] * 4
+    lora = run_inspection(adapters["lora_files"], "none", 20)
+    assert lora.method == "lora" and lora.source == "adapter_config.json + adapter_model.safetensors"
+
+
+@pytest.mark.parametrize("names, message", [
+    ([], "no file uploaded"),
+    (["notes.txt"], "notes.txt: expected a .zip"),
+    (["adapter_model.bin"], "pickle files are never read"),
+    (["a.zip", "adapter_config.json"], "2 files are in the upload box"),
+    (["adapter_config.json"], "need exactly one adapter_config.json and one .safetensors"),
+])
+def test_wrong_uploads_are_named(tmp_path, names, message):
+    paths = []
+    for name in names:
+        (tmp_path / name).write_bytes(b"{}")
+        paths.append(str(tmp_path / name))
+    with pytest.raises(UploadError, match=message):
+        stage_upload(paths, tmp_path, 20)
+
+
+def test_size_limit_is_checked_before_reading(tmp_path):
+    big = tmp_path / "big.zip"
+    big.write_bytes(b"0" * (2 * 1024**2))
+    with pytest.raises(UploadError, match=r"big.zip is 2.0 MB; this server inspects adapters up to 1 MB"):
+        run_inspection([str(big)], "none", 1)
+
+
+def test_junk_zip_is_an_inspection_error(adapters):
+    with pytest.raises(InspectionError, match="junk.zip is not a valid zip file"):
+        run_inspection([adapters["junk"]], "none", 20)
+
+
+# -- in the browser ---------------------------------------------------------------------
+def _table_text(page, suffix: str = "") -> str:
+    return page.locator(f"#inspect-table{suffix}").inner_text()
+
+
+@pytest.mark.browser
+def test_inspect_tab_in_the_browser(adapters):
+    demo, _ = build_test_app()
+    with launched(demo) as url, browser_page() as page:
+        wait_for_app(page, url)
+        page.get_by_role("tab", name="Inspect").click()
+
+        # A: a saved GOFT adapter as a zip
+        page.locator("#inspect-upload input[type=file]").set_input_files(adapters["goft_zip"])
+        plot_svg(page, "inspect-heatmap").wait_for(state="visible", timeout=60_000)
+        wait_until(lambda: "L0.query" in _table_text(page), 30, message="the layer table")
+        table = _table_text(page)
+        assert table.count("GOFT") == 4 and "⚠ 1 flag" in table
+        assert "GOFT" in page.locator("#inspect-summary").inner_text()
+        flags = page.locator("#inspect-flags").inner_text()
+        assert f"{SATURATED} of 19 rotation angles are saturated" in flags
+        assert page.locator("#inspect-heatmap .heatmaplayer image").count() == 1  # the drawn heatmap
+        assert not page.locator("#inspect-error").is_visible()
+
+        # B: a PEFT LoRA adapter given as its two files
+        page.locator("#inspect-upload-b input[type=file]").set_input_files(adapters["lora_files"])
+        wait_until(lambda: "LoRA" in _table_text(page, "-b"), 60, message="the LoRA table")
+        assert "Health flags: none" in page.locator("#inspect-flags-b").inner_text()
+        page.locator("#inspect-table").scroll_into_view_if_needed()
+        screenshot(page, "inspect_goft_vs_lora", full_page=True)
+
+        # B again: junk gives a visible error naming the problem; A keeps its report
+        page.locator("#inspect-upload-b button[aria-label='Clear']").click()
+        page.locator("#inspect-upload-b input[type=file]").set_input_files(adapters["junk"])
+        error = page.locator("#inspect-error-b")
+        error.wait_for(state="visible", timeout=30_000)
+        assert "junk.zip is not a valid zip file" in error.inner_text()
+        assert not page.locator("#inspect-table-b").is_visible()
+        assert "L0.query" in _table_text(page) and plot_svg(page, "inspect-heatmap").is_visible()
+        page.locator("#inspect-tab").scroll_into_view_if_needed()
+        screenshot(page, "inspect_junk_error")

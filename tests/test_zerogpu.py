@@ -1,0 +1,93 @@
+"""ZeroGPU chunking: a run trained in GPU chunks equals one trained in-process.
+
+`spaces` is not installed here, so a fake `@spaces.GPU` stands in: like
+ZeroGPU, it pickles the arguments and the result (the function runs
+"elsewhere" and cannot change the caller's objects).
+"""
+import pickle
+
+import pytest
+import torch
+
+from ui import zerogpu
+
+
+def fake_spaces_gpu(duration=None):
+    """Stand-in for spaces.GPU(duration=...): arguments and result cross a process boundary."""
+    def decorate(fn):
+        def call(*args, **kwargs):
+            args, kwargs = pickle.loads(pickle.dumps((args, kwargs)))
+            return pickle.loads(pickle.dumps(fn(*args, **kwargs)))
+        return call
+    return decorate
+
+
+@pytest.fixture(scope="module")
+def tiny_base_dir(tmp_path_factory):
+    """A tiny random BERT with a tiny word-level tokenizer, saved as a local model folder."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "good", "bad", "film", "great", "awful",
+             "movie", "not", "and", "is", "was", "it", "of", "to", "fun", "boring", "love", "hate"]
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=24, max_position_embeddings=64, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0)
+    BertModel(config).save_pretrained(folder)
+    return str(folder)
+
+
+def make_run(model_dir: str, method: str):
+    from qgoft_core.training import RunConfig, TrainingRun
+    config = RunConfig(model=model_dir, method=method, steps=7, batch_size=4, eval_every=3, eval_examples=12,
+                       max_length=24, warmup_steps=2, lr=1e-2, device="cpu")
+    return TrainingRun(config)
+
+
+@pytest.mark.parametrize("method", ["qgoft", "lora"])
+def test_chunked_training_equals_in_process_training(tiny_base_dir, method):
+    plain = make_run(tiny_base_dir, method)
+    plain_events = list(plain.run())
+    chunked = make_run(tiny_base_dir, method)
+    trainer = zerogpu.ChunkedTraining(fake_spaces_gpu(duration=60)(zerogpu.train_chunk), chunk_steps=3)
+    chunked_events = list(trainer.run(chunked))
+
+    def losses(events):
+        return [r["loss"] for kind, r in events if kind == "step"]
+
+    assert losses(chunked_events) == losses(plain_events)  # bit for bit
+    assert [r["step"] for r in chunked.history.steps] == list(range(1, 8))
+    assert chunked.step_count == plain.step_count == 7
+    assert chunked.history.evals[0]["step"] == 0 and chunked.history.snapshots[0]["step"] == 0
+    for name, value in plain.tuned.trainable_state().items():
+        assert torch.equal(value, chunked.tuned.trainable_state()[name]), name
+    # A chunk boundary adds an evaluation (steps 3 and 6 are shared, 7 is the end): never fewer.
+    assert {e["step"] for e in plain.history.evals} <= {e["step"] for e in chunked.history.evals}
+
+
+def test_a_chunk_changes_nothing_in_the_callers_run(tiny_base_dir):
+    run = make_run(tiny_base_dir, "qgoft")
+    before = zerogpu.capture_state(run)
+    gpu = fake_spaces_gpu(duration=60)(zerogpu.train_chunk)
+    from dataclasses import replace
+    state, events = gpu(replace(run.config, device="cpu").to_dict(), run.task, before, 2)
+    assert run.step_count == 0 and not run.history.steps  # untouched until the caller loads the result
+    for name, value in before["trainable"].items():
+        assert torch.equal(run.tuned.trainable_state()[name], value)
+    assert state["step_count"] == 2 and [k for k, _ in events].count("step") == 2
+    zerogpu.restore_state(run, state)
+    assert run.step_count == 2
+
+
+def test_in_process_training_without_spaces(monkeypatch):
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    assert not zerogpu.on_zero_gpu()
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    try:
+        import spaces  # noqa: F401
+    except ImportError:
+        assert not zerogpu.on_zero_gpu()  # the variable alone is not enough
+    assert zerogpu.run_device() == "auto"  # no GPU function was decorated at import

@@ -1,0 +1,259 @@
+"""Inspect tab: look inside a saved adapter without training anything.
+
+Upload an adapter (a .zip of its folder, or its two files adapter_config.json
+and adapter_model.safetensors): ours (GOFT / qGOFT) or a PEFT LoRA, OFT or
+BOFT one. ``qgoft_core.inspection.inspect_adapter`` does all the reading and
+measuring; this module checks the upload (names, sizes), stages the files and
+shows the report: summary, health flags, a sortable per-layer table, the angle
+heatmap and histogram, norm changes and, with the base model, the spectra.
+Two adapters can be inspected side by side (A and B). Anything malformed shows
+a message naming the problem; the other side and the rest of the app are
+untouched.
+"""
+from __future__ import annotations
+
+import html
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from qgoft_core.inspection import (COLUMN_NOTES, COLUMNS, CONFIG_NAME, PICKLE_SUFFIXES, WEIGHTS_NAME,
+                                   AdapterReport, InspectionError, inspect_adapter, threshold_text)
+from ui.context import AppContext
+
+BASE_CHOICES = [("none: the adapter file alone", "none"),
+                ("the offline default model (all-MiniLM-L6-v2)", "default")]
+ZIP_EXPANSION = 2  # an unpacked zip may hold at most this many times the upload limit (zip bombs)
+FIGURE_KEYS = ("angle_heatmap", "angle_histogram", "norm_changes", "spectrum")
+
+
+class UploadError(ValueError):
+    """An upload that is not an adapter we can read; the message names the problem."""
+
+
+def _name(path: str | Path) -> str:
+    return Path(path).name
+
+
+def _size_mb(path: Path) -> float:
+    return path.stat().st_size / 1024**2
+
+
+def stage_upload(files: list[str] | str | None, workdir: Path, max_mb: float) -> Path:
+    """The path ``inspect_adapter`` should read: the uploaded .zip, or a folder with the two files.
+
+    Checks names and sizes before anything is read, so a wrong or huge upload
+    is refused with a sentence that says what was expected.
+    """
+    if not files:
+        raise UploadError("no file uploaded")
+    paths = [Path(f) for f in ([files] if isinstance(files, (str, Path)) else files)]
+    for path in paths:
+        if not path.is_file():
+            raise UploadError(f"{_name(path)} could not be read back from the upload")
+        if _size_mb(path) > max_mb:
+            raise UploadError(f"{_name(path)} is {_size_mb(path):.1f} MB; this server inspects adapters "
+                              f"up to {max_mb:g} MB (QGOFT_MAX_UPLOAD_MB)")
+    pickles = [p.name for p in paths if p.suffix.lower() in PICKLE_SUFFIXES]
+    if pickles:
+        raise UploadError(f"{', '.join(pickles)}: pickle files are never read (loading one can run "
+                          "arbitrary code); save the adapter with safetensors "
+                          "(save_pretrained(..., safe_serialization=True))")
+    zips = [p for p in paths if p.suffix.lower() == ".zip"]
+    if zips:
+        if len(paths) > 1:
+            raise UploadError(f"{len(paths)} files are in the upload box: give either one .zip of the "
+                              "adapter folder or its two files (remove the others with ×)")
+        return zips[0]
+    configs = [p for p in paths if p.suffix.lower() == ".json"]
+    weights = [p for p in paths if p.suffix.lower() == ".safetensors"]
+    others = [p.name for p in paths if p not in configs and p not in weights]
+    if others:
+        raise UploadError(f"{', '.join(others)}: expected a .zip of the adapter folder, or "
+                          f"{CONFIG_NAME} and {WEIGHTS_NAME}")
+    if len(configs) != 1 or len(weights) != 1:
+        raise UploadError(f"need exactly one {CONFIG_NAME} and one .safetensors weights file; got "
+                          f"{len(configs)} .json and {len(weights)} .safetensors file(s)")
+    folder = workdir / "adapter"
+    folder.mkdir()
+    shutil.copyfile(configs[0], folder / CONFIG_NAME)
+    shutil.copyfile(weights[0], folder / WEIGHTS_NAME)
+    return folder
+
+
+def _layer_flag_counts(report: AdapterReport) -> list[int]:
+    # inspection.py names a layer in its flags as "<layer> (<module>): ..."
+    return [sum(flag.startswith(f"{row['layer']} ({row['module']})") for flag in report.flags)
+            for row in report.layers]
+
+
+def layer_table(report: AdapterReport) -> pd.DataFrame:
+    """Per-layer rows (columns that have any value), with a health column first after the name."""
+    # the short layer name first and the long module path last, so the numbers fit on screen
+    columns = [c for c in COLUMNS if c != "module" and any(r.get(c) is not None for r in report.layers)]
+    columns.append("module")
+    frame = pd.DataFrame([{c: r.get(c) for c in columns} for r in report.layers], columns=columns)
+    counts = _layer_flag_counts(report)
+    frame.insert(1, "health", ["ok" if n == 0 else f"⚠ {n} flag{'s' if n > 1 else ''}" for n in counts])
+    # 4 significant digits, still numbers (so columns sort numerically); 1e-7 must not round to 0
+    return frame.map(lambda v: float(f"{v:.4g}") if isinstance(v, float) else v)
+
+
+def summary_markdown(report: AdapterReport) -> str:
+    lines = ["| property | value |", "| --- | --- |"]
+    lines += [f"| {row['item']} | {str(row['value']).replace('|', '/')} |" for row in report.summary_rows()]
+    lines += [f"\n*Note:* {note}" for note in report.notes]
+    return "\n".join(lines)
+
+
+def flags_markdown(report: AdapterReport) -> str:
+    if not report.flags:
+        return f"**Health flags: none.** Checked: {threshold_text()}."
+    items = "\n".join(f"- ⚠ {flag}" for flag in report.flags)
+    return f"**Health flags ({len(report.flags)}):**\n{items}"
+
+
+def run_inspection(files: Any, base_choice: str, max_mb: float) -> AdapterReport:
+    """Stage the upload and inspect it (with the base model when asked)."""
+    with tempfile.TemporaryDirectory(prefix="qgoft-upload-") as tmp:
+        target = stage_upload(files, Path(tmp), max_mb)
+        base = None if base_choice in (None, "", "none") else base_choice
+        report = inspect_adapter(target, base_model=base, max_bytes=int(ZIP_EXPANSION * max_mb * 1024**2))
+        if target.is_dir():  # the staged folder's name means nothing to the user
+            report.source = f"{CONFIG_NAME} + {WEIGHTS_NAME}"
+    return report
+
+
+class _Side:
+    """The components of one column (A or B)."""
+
+    def __init__(self, label: str, suffix: str):
+        gr.Markdown(f"### Adapter {label}")
+        self.upload = gr.File(file_count="multiple", file_types=[".zip", ".json", ".safetensors"],
+                              type="filepath", label=f"adapter {label}: a .zip of the folder, or "
+                              f"{CONFIG_NAME} + {WEIGHTS_NAME}", elem_id=f"inspect-upload{suffix}")
+        self.error = gr.HTML(visible=False, elem_id=f"inspect-error{suffix}")
+        with gr.Column(visible=False) as self.results:
+            self.summary = gr.Markdown(elem_id=f"inspect-summary{suffix}")
+            self.flags = gr.Markdown(elem_id=f"inspect-flags{suffix}")
+            self.table = gr.Dataframe(interactive=False, max_height=420, show_search="filter",
+                                      label="per-layer table (click a column header to sort)",
+                                      elem_id=f"inspect-table{suffix}")
+            self.missing = gr.Markdown(elem_id=f"inspect-missing{suffix}")
+            self.heat_scale = gr.Radio([("one colour scale for all layers", "global"),
+                                        ("each layer on its own scale", "layer")], value="global",
+                                       label="angle heatmap colours", elem_id=f"inspect-heat-scale{suffix}")
+            self.heatmap = gr.Plot(show_label=False, elem_id=f"inspect-heatmap{suffix}")
+            self.histogram = gr.Plot(show_label=False, elem_id=f"inspect-histogram{suffix}")
+            self.norms = gr.Plot(show_label=False, elem_id=f"inspect-norms{suffix}")
+            self.spectrum_layer = gr.Dropdown(choices=[], label="layer for the spectrum", visible=False,
+                                              interactive=True, elem_id=f"inspect-spectrum-layer{suffix}")
+            self.spectrum = gr.Plot(show_label=False, elem_id=f"inspect-spectrum{suffix}")
+        self.report = gr.State(None)
+
+    @property
+    def outputs(self) -> list:
+        return [self.error, self.results, self.summary, self.flags, self.table, self.missing,
+                self.heat_scale, self.heatmap,
+                self.histogram, self.norms, self.spectrum_layer, self.spectrum, self.report]
+
+
+def error_html(message: str) -> str:
+    return ('<div role="alert" style="border:1px solid #c62828;border-left:6px solid #c62828;'
+            'background:#fdecea;color:#7f1d1d;padding:.6em .9em;border-radius:6px">'
+            f"<strong>Cannot inspect this upload:</strong> {html.escape(message)}</div>")
+
+
+def _cleared(side: _Side, message: str | None) -> dict:
+    """No results; an error message when there is one."""
+    return {side.error: gr.update(value=error_html(message) if message else "", visible=message is not None),
+            side.results: gr.update(visible=False), side.summary: "", side.flags: "", side.table: None,
+            side.heatmap: None, side.histogram: None, side.norms: None,
+            side.spectrum_layer: gr.update(choices=[], value=None, visible=False), side.spectrum: None,
+            side.report: None}
+
+
+def missing_views(report: AdapterReport) -> str:
+    """Which charts are left out for this adapter, and why (instead of empty placeholders)."""
+    missing = []
+    if not report.angles:
+        missing.append(f"{report.method_label} has no rotation angles, so there is no angle heatmap "
+                       "or histogram.")
+    if not (report.norm_ratios or report.scales or report.spectra):
+        missing.append("Per-neuron norm changes, energy drift and the spectra of W and W′ need the "
+                       "base model: choose it above.")
+    return "\n\n".join(f"*{m}*" for m in missing)
+
+
+def _filled(side: _Side, report: AdapterReport) -> dict:
+    figs = report.figures()
+    layers = [(name.split("backbone.")[-1], name) for name in report.spectra]
+    angles = bool(report.angles)
+    return {side.error: gr.update(value="", visible=False), side.results: gr.update(visible=True),
+            side.summary: summary_markdown(report), side.flags: flags_markdown(report),
+            side.table: layer_table(report), side.missing: missing_views(report),
+            side.heat_scale: gr.update(value="global", visible=angles),
+            side.heatmap: gr.update(value=figs["angle_heatmap"], visible=angles),
+            side.histogram: gr.update(value=figs["angle_histogram"], visible=angles),
+            side.norms: gr.update(value=figs["norm_changes"],
+                                  visible=bool(report.norm_ratios or report.scales)),
+            side.spectrum_layer: gr.update(choices=layers, value=report.spectrum_layer(),
+                                           visible=bool(layers)),
+            side.spectrum: gr.update(value=figs["spectrum"], visible=bool(layers)), side.report: report}
+
+
+def _wire(side: _Side, base: gr.Radio, max_mb: float) -> None:
+    def inspect(files, base_choice) -> dict:
+        if not files:
+            return _cleared(side, None)
+        try:
+            return _filled(side, run_inspection(files, base_choice, max_mb))
+        except (UploadError, InspectionError) as err:
+            return _cleared(side, str(err))
+        except Exception as err:  # noqa: BLE001 - a file we did not foresee must not take the app down
+            return _cleared(side, f"unexpected problem reading the adapter ({type(err).__name__}: {err})")
+
+    def heatmap(report: AdapterReport | None, scale: str):
+        return gr.skip() if report is None else report.angle_heatmap(scale=scale)
+
+    def spectrum(report: AdapterReport | None, layer: str | None):
+        if report is None or not layer:
+            return gr.skip()
+        return report.spectrum_figure(layer)
+
+    # one inspection at a time per pool: loading the base and SVDs take a few seconds of CPU
+    side.upload.change(inspect, [side.upload, base], side.outputs, concurrency_limit=2,
+                       concurrency_id="inspect", api_visibility="private")
+    base.change(inspect, [side.upload, base], side.outputs, concurrency_limit=2,
+                concurrency_id="inspect", api_visibility="private")
+    side.heat_scale.input(heatmap, [side.report, side.heat_scale], side.heatmap, show_progress="hidden",
+                          api_visibility="private")
+    side.spectrum_layer.input(spectrum, [side.report, side.spectrum_layer], side.spectrum,
+                              show_progress="hidden", api_visibility="private")
+
+
+def build_inspect_tab(ctx: AppContext) -> None:
+    """Base-model choice on top; two columns (A, B) with an upload and the full report each."""
+    max_mb = float(ctx.settings.max_upload_mb)
+    gr.Markdown(
+        "## Inspect an adapter\nUpload a saved adapter, ours (GOFT / qGOFT) or a PEFT LoRA, OFT or "
+        f"BOFT one, as a **.zip of its folder** or its two files **{CONFIG_NAME}** and "
+        f"**{WEIGHTS_NAME}** (up to {max_mb:g} MB; only JSON and safetensors are read, never "
+        "pickle). Use column B to compare a second adapter, e.g. GOFT against LoRA on the same base.")
+    base = gr.Radio(BASE_CHOICES, value="none", label="base model to compare with",
+                    info="With the base: per-neuron norm changes, energy drift and singular values "
+                         "of W and W′ (takes a few seconds).", elem_id="inspect-base")
+    with gr.Row(equal_height=False):
+        with gr.Column(min_width=420):
+            side_a = _Side("A", "")
+        with gr.Column(min_width=420):
+            side_b = _Side("B", "-b")
+    with gr.Accordion("What the columns mean", open=False):
+        gr.Markdown("\n".join(f"- **{k}**: {v}" for k, v in COLUMN_NOTES.items())
+                    + f"\n- **health**: the number of health flags of the layer ({threshold_text()}).")
+    _wire(side_a, base, max_mb)
+    _wire(side_b, base, max_mb)

@@ -1,0 +1,96 @@
+"""Learn tab: the explanations (qgoft_core.learn.LEARN_MARKDOWN) and a short guided tour.
+
+The tour is a step-through panel: "Back" / "Next" show one step of
+``TOUR_STEPS`` at a time and name the panel it is about; "Show me" switches to
+that panel's tab and outlines the panel for a moment (plain browser script,
+so it costs no server round trip and does nothing if the panel is hidden).
+"""
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+
+from qgoft_core.learn import LATEX_DELIMITERS, LEARN_MARKDOWN, TOUR_STEPS
+from ui.context import AppContext
+
+# Tour target (an elem_id) -> (the tab it lives on, the panel's name as a user sees it).
+TOUR_PANELS: dict[str, tuple[str, str]] = {
+    "playground-tab": ("playground-tab", "the Givens playground tab"),
+    "train-controls": ("train-tab", "Train tab: the run settings (method, λ, learning rate, seed)"),
+    "transport": ("train-tab", "Train tab: the Play / Pause / Step buttons"),
+    "status": ("train-tab", "Train tab: the status line"),
+    "loss-plot": ("train-tab", "Train tab: the loss chart"),
+    "angle-heatmap": ("train-tab", "Train tab: the rotation-angle heatmap"),
+    "angle-hist": ("train-tab", "Train tab: the angle histograms over time"),
+    "norm-plot": ("train-tab", "Train tab: the norm-change chart"),
+    "orth-plot": ("train-tab", "Train tab: the orthogonality-deviation chart"),
+    "energy-plot": ("train-tab", "Train tab: the hyperspherical-energy drift chart"),
+    "timeline": ("train-tab", "Train tab: the timeline slider"),
+    "compare-tab": ("compare-tab", "the Compare tab"),
+    "inspect-tab": ("inspect-tab", "the Inspect tab"),
+}
+
+# Switch to the target's tab (Gradio gives a tab's button the id "<tab elem_id>-button"),
+# then scroll to the panel and outline it for two seconds. The step number is read from the
+# panel's own text: a gr.State value never reaches the browser.
+_SHOW_ME_JS = """
+() => {
+  const targets = %s;
+  const shown = document.querySelector("#tour-panel");
+  const match = shown ? shown.innerText.match(/Step (\\d+) of/) : null;
+  const index = match ? parseInt(match[1], 10) - 1 : 0;
+  const [tab, panel] = targets[Math.max(0, Math.min(targets.length - 1, index))];
+  const button = document.getElementById(tab + "-button");
+  if (button) button.click();
+  setTimeout(() => {
+    const el = document.getElementById(panel);
+    if (!el) return;
+    el.scrollIntoView({behavior: "smooth", block: "center"});
+    const before = el.style.outline;
+    el.style.outline = "3px solid #f58518";
+    setTimeout(() => { el.style.outline = before; }, 2000);
+  }, 250);
+  return index;
+}
+"""
+
+
+def tour_step_markdown(index: int) -> str:
+    """The text of tour step ``index`` (clamped), naming the panel it points at."""
+    index = max(0, min(len(TOUR_STEPS) - 1, int(index)))
+    step = TOUR_STEPS[index]
+    panel = TOUR_PANELS.get(step["target"], (None, step["target"]))[1]
+    return (f"**Step {index + 1} of {len(TOUR_STEPS)}: {step['title'].split('. ', 1)[-1]}**\n\n"
+            f"{step['text']}\n\n*Where:* {panel}.")
+
+
+def _move(index: int, delta: int) -> tuple:
+    index = max(0, min(len(TOUR_STEPS) - 1, int(index) + delta))
+    return (index, tour_step_markdown(index), gr.update(interactive=index > 0),
+            gr.update(interactive=index < len(TOUR_STEPS) - 1))
+
+
+def build_tour() -> None:
+    """The step-through tour panel (Back / Next / Show me)."""
+    targets = [[TOUR_PANELS.get(s["target"], ("", s["target"]))[0], s["target"]] for s in TOUR_STEPS]
+    index = gr.State(0)
+    with gr.Group(elem_id="tour"):
+        text = gr.Markdown(tour_step_markdown(0), elem_id="tour-panel")
+        with gr.Row():
+            back = gr.Button("◀ Back", size="sm", interactive=False, elem_id="tour-back")
+            show = gr.Button("Show me", size="sm", elem_id="tour-show")
+            nxt = gr.Button("Next ▶", size="sm", elem_id="tour-next")
+    back.click(lambda i: _move(i, -1), index, [index, text, back, nxt], queue=False,
+               show_progress="hidden", api_visibility="private")
+    nxt.click(lambda i: _move(i, +1), index, [index, text, back, nxt], queue=False,
+              show_progress="hidden", api_visibility="private")
+    show.click(None, None, None, js=_SHOW_ME_JS % json.dumps(targets))
+
+
+def build_learn_tab(ctx: AppContext) -> None:
+    """A short guided tour first, then the full explanation with formulas."""
+    with gr.Accordion(f"Guided tour ({len(TOUR_STEPS)} short steps)", open=True, elem_id="tour-accordion"):
+        gr.Markdown("New here? Step through the app's main panels in order.")
+        build_tour()
+    gr.Markdown(LEARN_MARKDOWN, latex_delimiters=LATEX_DELIMITERS, elem_id="learn-text")

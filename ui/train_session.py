@@ -1,0 +1,372 @@
+"""What the Train tab's buttons do: build, train, pause, step, reset a visitor's run.
+
+No Gradio layout here: every action takes the registry, the visitor's session
+and the control values, and returns (or, for training, yields) a dict of view
+values keyed by element id (see ``train_views``). The Train tab maps those keys
+onto its components; the UI-overhead benchmark drives the same generator
+without a server.
+
+Training streams from a generator that owns the loop: it never waits for the
+page. It redraws at most every ``MIN_INTERVAL`` seconds, and each kind of view
+only as often as keeps its drawing cost under ``BUDGET`` of the time spent
+training (``Throttle``), so the live views cost the run a few percent at most.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Iterator, Optional
+
+from qgoft_core.models import DEFAULT_MODEL_ID, ModelLoadError, load_base
+from qgoft_core.training import RunConfig, TrainingConfigError, TrainingDiverged, TrainingRun
+from qgoft_core.tuners.qgoft.targets import find_targets
+
+from ui import train_views as V
+from ui.runs import ModelNotAllowed, RunRegistry, ServerBusy, Visitor
+from ui.zerogpu import run_device, training_events
+
+MIN_INTERVAL = 0.5  # seconds between two updates of the page, at least (<= 2 per second)
+BUDGET = 0.04  # each kind of view may cost at most this fraction of the training time
+UPLOADED = "uploaded"  # the task value that means "the visitor's own data set"
+LAYER_GROUPS = {"all": "all attention and MLP layers", "attention": "attention only", "mlp": "MLP only"}
+SCALING_VALUES = {"none": None, "output": "output", "input": "input"}
+WAIT_POLL = 1.0  # seconds between two looks at the waiting line
+
+
+@dataclass(frozen=True)
+class Controls:
+    """The Train tab's settings, as the page sends them."""
+
+    model: str = DEFAULT_MODEL_ID
+    task: str = "sentiment"
+    method: str = "qgoft"
+    scaling: str = "none"
+    layers: str = "all"
+    lam: float = 0.01
+    lr: float = 2e-3
+    batch_size: int = 16
+    steps: int = 60
+    seed: int = 0
+
+    @classmethod
+    def from_inputs(cls, model, task, method, scaling, layers, lam, lr, batch_size, steps, seed) -> "Controls":
+        def number(value, name, kind=float):
+            try:
+                result = kind(value)
+            except (TypeError, ValueError):
+                raise TrainingConfigError(f"{name} must be a number, got {value!r}") from None
+            if not math.isfinite(float(result)):
+                raise TrainingConfigError(f"{name} must be a finite number, got {value!r}")
+            return result
+
+        return cls(model=str(model or DEFAULT_MODEL_ID).strip(), task=str(task or "sentiment"),
+                   method=str(method or "qgoft"), scaling=str(scaling or "none"), layers=str(layers or "all"),
+                   lam=number(lam, "lambda"), lr=number(lr, "learning rate"),
+                   batch_size=int(number(batch_size, "batch size")), steps=int(number(steps, "steps")),
+                   seed=int(number(seed, "seed")))
+
+
+def is_attention_layer(name: str) -> bool:
+    """Attention projections by their module path (BERT, GPT-2, LLaMA-style, DistilBERT, MPNet)."""
+    return any("attn" in part or "attention" in part for part in name.lower().split("."))
+
+
+def target_modules(base, group: str) -> Optional[list[str]]:
+    """The backbone layers of a layer group: None = the default (all attention and MLP layers)."""
+    if group not in LAYER_GROUPS:
+        raise TrainingConfigError(f"unknown layer group {group!r}; choose one of {', '.join(LAYER_GROUPS)}")
+    if group == "all":
+        return None
+    names = find_targets(base.encoder, None)
+    chosen = [n for n in names if is_attention_layer(n) == (group == "attention")]
+    if not chosen:
+        raise TrainingConfigError(f"this model has no {LAYER_GROUPS[group]} layers to adapt")
+    return chosen
+
+
+def structure_key(controls: Controls, visitor: Visitor) -> tuple:
+    """Settings that need a new run when they change (lr, lambda and steps apply to the current one)."""
+    task = ("uploaded", id(visitor.uploaded)) if controls.task == UPLOADED else controls.task
+    return (controls.model, task, controls.method, controls.scaling, controls.layers, controls.batch_size,
+            controls.seed)
+
+
+def _task_for(controls: Controls, visitor: Visitor):
+    if controls.task == UPLOADED:
+        if visitor.uploaded is None:
+            raise TrainingConfigError("no uploaded data set: upload a CSV or JSONL file first, or pick a "
+                                      "built-in task")
+        return visitor.uploaded
+    from demos.tasks import BUILTIN_TASKS, load_builtin_task
+    if controls.task not in BUILTIN_TASKS:
+        raise TrainingConfigError(f"unknown task {controls.task!r}; choose one of {', '.join(BUILTIN_TASKS)}")
+    return load_builtin_task(controls.task)
+
+
+def prepare_run(registry: RunRegistry, visitor: Visitor, controls: Controls) -> tuple[TrainingRun, str]:
+    """The visitor's run for these settings: the current one (with lr, lambda, steps applied) or a new one.
+
+    Raises TrainingConfigError / ModelLoadError / ModelNotAllowed with a message for the page.
+    """
+    settings = registry.settings
+    if controls.steps > settings.max_steps:
+        raise TrainingConfigError(f"{controls.steps} steps is above this server's limit of "
+                                  f"{settings.max_steps} steps per run")
+    key = structure_key(controls, visitor)
+    run = visitor.run
+    if run is not None and visitor.run_key == key:
+        _apply_live(run, controls)
+        return run, ""
+    model_id = registry.check_model(controls.model)
+    base = load_base(model_id)
+    task = _task_for(controls, visitor)
+    scaling = SCALING_VALUES.get(controls.scaling, controls.scaling)
+    config = RunConfig(model=model_id, task=task.name, method=controls.method,
+                       scaling=scaling if controls.method in ("goft", "qgoft") else None,
+                       reg_lambda=controls.lam, target_modules=target_modules(base, controls.layers),
+                       lr=controls.lr, steps=controls.steps, batch_size=controls.batch_size, seed=controls.seed,
+                       device=run_device(), max_steps=settings.max_steps)
+    try:
+        new_run = TrainingRun(config, task=task, base=base)
+    except ValueError as exc:  # e.g. a target that is not a linear layer
+        if isinstance(exc, TrainingConfigError):
+            raise
+        raise TrainingConfigError(str(exc)) from None
+    note = "Settings changed: this is a new run from step 0." if run is not None else ""
+    visitor.run, visitor.run_key, visitor.run_seconds = new_run, key, 0.0
+    return new_run, note
+
+
+def _apply_live(run: TrainingRun, controls: Controls) -> None:
+    """Learning rate, lambda and the step target change the current run in place (no restart)."""
+    probe = replace(run.config, lr=controls.lr, reg_lambda=controls.lam, steps=controls.steps)
+    probe.validate()
+    run.config = probe
+    if run.tuned.qgoft is not None:
+        run.tuned.qgoft.config.reg_lambda = float(controls.lam)
+
+
+class Throttle:
+    """When to redraw each kind of view: at most every `min_interval` s, and within `budget`.
+
+    A view that took c seconds to draw is next drawn no sooner than c / budget
+    seconds later, so drawing it costs at most `budget` of the wall time.
+    """
+
+    def __init__(self, min_interval: float = MIN_INTERVAL, budget: float = BUDGET, clock=time.perf_counter):
+        self.min_interval, self.budget, self.clock = min_interval, budget, clock
+        self.last: dict[str, float] = {}
+        self.cost: dict[str, float] = {}
+
+    def due(self, kind: str, now: Optional[float] = None) -> bool:
+        now = self.clock() if now is None else now
+        if kind not in self.last:
+            return True
+        wait = max(self.min_interval, self.cost.get(kind, 0.0) / self.budget)
+        return now - self.last[kind] >= wait
+
+    def draw(self, kind: str, fn, *args):
+        """Call fn(*args), record its cost for `kind`, return its result."""
+        start = self.clock()
+        result = fn(*args)
+        end = self.clock()
+        self.last[kind] = end
+        self.cost[kind] = end - start
+        return result
+
+
+def _message_views(visitor: Visitor, state: str, message: str) -> dict[str, Any]:
+    return {V.STATUS: V.status_markdown(visitor.run, state, message),
+            V.INFO: V.run_info(visitor.run, state, message, visitor.run_id)}
+
+
+def _problem(exc: BaseException) -> str:
+    return f"⚠️ {exc}"
+
+
+def train_stream(registry: RunRegistry, session: Optional[str], controls: Controls,
+                 throttle: Optional[Throttle] = None) -> Iterator[dict[str, Any]]:
+    """Train the visitor's run up to `controls.steps`, yielding view updates (dicts keyed by element id)."""
+    visitor = registry.visitor(session)
+    registry.wait_until_idle(visitor, timeout=10.0)  # a Pause just pressed: let its step finish
+    if not registry.begin(visitor):
+        yield _message_views(visitor, "training", "A training action is already running in this tab.")
+        return
+    try:
+        granted = yield from _wait_for_slot(registry, visitor)
+        if not granted:
+            return
+        yield _message_views(visitor, "preparing", "")
+        try:
+            run, note = prepare_run(registry, visitor, controls)
+        except (TrainingConfigError, ModelLoadError, ModelNotAllowed) as exc:
+            yield _message_views(visitor, "error", _problem(exc))
+            return
+        if run.step_count >= run.config.steps:
+            yield V.all_views(run, visitor.view, "done", f"Already at step {run.step_count}: raise **Steps** "
+                              "to train further, or **Reset**.", visitor.run_id)
+            return
+        yield from _train_loop(registry, visitor, run, note, throttle or Throttle())
+    finally:
+        registry.leave(visitor.session)
+        registry.end(visitor)
+
+
+def _wait_for_slot(registry: RunRegistry, visitor: Visitor) -> Iterator[dict[str, Any]]:
+    """Yield "server busy" messages until the visitor holds a training slot; returns whether it does."""
+    while not visitor.stop.is_set():
+        try:
+            place = registry.try_slot(visitor.session)
+        except ServerBusy as exc:
+            yield _message_views(visitor, "error", _problem(exc))
+            return False
+        if place == 0:
+            return True
+        load = registry.load()
+        yield _message_views(visitor, "waiting", f"⏳ Server busy: {load['active']} runs are training (the limit "
+                             f"is {load['limit']}); you are number {place} of {load['waiting']} waiting. "
+                             "Training starts by itself when a slot frees up.")
+        visitor.stop.wait(WAIT_POLL)
+    return False
+
+
+def _train_loop(registry: RunRegistry, visitor: Visitor, run: TrainingRun, note: str,
+                throttle: Throttle) -> Iterator[dict[str, Any]]:
+    cap = float(registry.settings.max_seconds)
+    seconds_before, loop_start, drawing = visitor.run_seconds, time.perf_counter(), 0.0
+    last_yield, drawn_snapshots = 0.0, -1  # -1: nothing drawn yet (draw as soon as there is something)
+    state, message = "training", note
+    try:
+        for kind, _record in training_events(run):
+            now = time.perf_counter()
+            visitor.run_seconds = seconds_before + (now - loop_start - drawing)  # drawing is not training
+            visitor.last_seen = time.monotonic()
+            if visitor.stop.is_set():
+                state = "paused"
+                break
+            if visitor.run_seconds > cap:
+                state, message = "stopped", (f"Stopped: this server allows {cap:g} s of training per run. "
+                                             "Export what you have, or Reset to start again.")
+                break
+            if kind == "eval" and not run.history.snapshots:
+                continue  # the step-0 snapshot follows at once: draw both together
+            if drawn_snapshots >= 0 and now - last_yield < MIN_INTERVAL:
+                continue
+            update = _live_update(run, visitor, throttle, drawn_snapshots)
+            if V.TIMELINE in update:
+                drawn_snapshots = len(run.history.snapshots)
+            last_yield = time.perf_counter()
+            drawing += last_yield - now
+            yield update
+        else:
+            state = "done"
+    except TrainingDiverged as exc:
+        state, message = "stopped", _problem(exc)
+    if state == "paused":
+        return  # the Pause button draws the final views itself
+    yield V.all_views(run, visitor.view, state, message, visitor.run_id)
+
+
+def _live_update(run: TrainingRun, visitor: Visitor, throttle: Throttle, drawn_snapshots: int) -> dict[str, Any]:
+    update = {V.STATUS: V.status_markdown(run, "training"),
+              V.INFO: V.run_info(run, "training", "", visitor.run_id)}
+    if throttle.due("loss"):
+        update[V.LOSS_PLOT] = throttle.draw("loss", V.loss_view, run)
+    new_snapshot = len(run.history.snapshots) > max(drawn_snapshots, 0)
+    if drawn_snapshots < 0 or (new_snapshot and throttle.due("snapshot")):
+        if visitor.view.snapshot_step is None:
+            update.update(throttle.draw("snapshot", V.snapshot_views, run, visitor.view))
+        else:  # the visitor is looking at an older step: keep it, only stretch the timeline
+            update.update(V.timeline_only(run))
+    return update
+
+
+# -- one-shot actions ---------------------------------------------------------------------
+def _claim(registry: RunRegistry, visitor: Visitor, timeout: float = 30.0) -> bool:
+    """Stop whatever this visitor is training and claim the run for a one-shot action."""
+    if visitor.busy:
+        visitor.stop.set()
+        registry.wait_until_idle(visitor, timeout)
+    return registry.begin(visitor)
+
+
+def pause(registry: RunRegistry, session: Optional[str]) -> dict[str, Any]:
+    """Stop after the current step; the run keeps its state and Train continues from there."""
+    visitor = registry.visitor(session)
+    visitor.stop.set()
+    registry.wait_until_idle(visitor, timeout=30.0)
+    state = "paused" if visitor.run is not None and visitor.run.step_count else "ready"
+    return V.all_views(visitor.run, visitor.view, state, "", visitor.run_id)
+
+
+def step_once(registry: RunRegistry, session: Optional[str], controls: Controls) -> dict[str, Any]:
+    """Exactly one optimiser step (then an evaluation and a snapshot, so every view shows it)."""
+    visitor = registry.visitor(session)
+    if not _claim(registry, visitor):
+        return _message_views(visitor, "training", "A training action is still running; try again.")
+    try:
+        try:
+            place = registry.try_slot(visitor.session)
+        except ServerBusy as exc:
+            return _message_views(visitor, "error", _problem(exc))
+        if place:
+            return _message_views(visitor, "waiting", f"⏳ Server busy: {registry.load()['active']} runs are "
+                                  "training. Try again in a moment.")
+        try:
+            run, note = prepare_run(registry, visitor, controls)
+        except (TrainingConfigError, ModelLoadError, ModelNotAllowed) as exc:
+            return _message_views(visitor, "error", _problem(exc))
+        if run.step_count >= registry.settings.max_steps:
+            return V.all_views(run, visitor.view, "stopped", f"This server allows {registry.settings.max_steps} "
+                               "steps per run.", visitor.run_id)
+        started = time.perf_counter()
+        try:
+            for _ in training_events(run, steps=1):
+                pass
+        except TrainingDiverged as exc:
+            return V.all_views(run, visitor.view, "stopped", _problem(exc), visitor.run_id)
+        visitor.run_seconds += time.perf_counter() - started
+        return V.all_views(run, visitor.view, "paused", note, visitor.run_id)
+    finally:
+        registry.leave(visitor.session)
+        registry.end(visitor)
+
+
+def reset(registry: RunRegistry, session: Optional[str]) -> dict[str, Any]:
+    """Back to step 0 with the same initialisation and data order (a new seed is a separate action)."""
+    visitor = registry.visitor(session)
+    if not _claim(registry, visitor):
+        return _message_views(visitor, "training", "A training action is still running; try again.")
+    try:
+        if visitor.run is not None:
+            visitor.run.reset()
+            visitor.run_seconds = 0.0
+        visitor.view.snapshot_step = None
+        return V.all_views(visitor.run, visitor.view, "ready", "Reset to step 0 (same initialisation).",
+                           visitor.run_id)
+    finally:
+        registry.end(visitor)
+
+
+def new_seed(registry: RunRegistry, session: Optional[str], seed: Any) -> tuple[int, dict[str, Any]]:
+    """The next seed: a fresh initialisation and data order; returns (seed, views)."""
+    visitor = registry.visitor(session)
+    try:
+        seed = (int(seed) + 1) % (2**31)
+    except (TypeError, ValueError):
+        seed = 0
+    if not _claim(registry, visitor):
+        return seed, _message_views(visitor, "training", "A training action is still running; try again.")
+    try:
+        run = visitor.run
+        if run is not None:
+            run.new_seed(seed)
+            visitor.run_seconds = 0.0
+            if visitor.run_key is not None:
+                visitor.run_key = visitor.run_key[:-1] + (seed,)
+        visitor.view.snapshot_step = None
+        return seed, V.all_views(run, visitor.view, "ready", f"New seed {seed}: a fresh initialisation.",
+                                 visitor.run_id)
+    finally:
+        registry.end(visitor)

@@ -1,0 +1,226 @@
+"""What the Train tab shows, drawn from a run's history (no training happens here).
+
+Every function reads a ``TrainingRun``'s recorded history and a visitor's
+``ViewState`` and returns plain values keyed by the element id of the
+component that shows them. Figures come from ``qgoft_core.figures`` (which
+downsamples long histories) and are serialised here, once, into Gradio's
+``PlotData``: the cost of drawing is then paid, and measured, in the training
+loop that decides how often to draw (see ``train_session.Throttle``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import gradio as gr
+import numpy as np
+from gradio.components.plot import PlotData
+
+from qgoft_core import figures as F
+from qgoft_core.methods import METHOD_LABELS
+
+from ui.runs import ViewState
+
+# Element ids of the views (the Learn tab's tour and the tests address the same ids).
+STATUS, INFO = "status", "run-info"
+LOSS_PLOT = "loss-plot"
+HEATMAP, HIST, NORM, ORTH, ENERGY = "angle-heatmap", "angle-hist", "norm-plot", "orth-plot", "energy-plot"
+TABLE, LAYER_SELECT, TIMELINE, SELECTED = "layer-table", "layer-select", "timeline", "selected-layer"
+SNAPSHOT_KEYS = (HEATMAP, HIST, NORM, ORTH, ENERGY, TABLE, LAYER_SELECT, TIMELINE, SELECTED)
+ALL_KEYS = (STATUS, INFO, LOSS_PLOT, *SNAPSHOT_KEYS)
+CHARTS = (LOSS_PLOT, HEATMAP, HIST, NORM, ORTH, ENERGY)
+
+STATE_LABELS = {
+    "ready": "ready",
+    "preparing": "preparing the run…",
+    "waiting": "waiting for a free slot",
+    "training": "training…",
+    "paused": "paused",
+    "done": "done",
+    "stopped": "stopped",
+    "error": "error",
+}
+
+
+def plot_data(fig) -> PlotData:
+    """A plotly figure serialised once, so Gradio sends it without converting it again."""
+    return PlotData(type="plotly", plot=fig.to_json())
+
+
+def _fmt(value: Optional[float], digits: int = 4) -> str:
+    if value is None or not math.isfinite(float(value)):
+        return "–"
+    return f"{float(value):.{digits}g}"
+
+
+# -- the status line ---------------------------------------------------------------
+def run_info(run, state: str, message: str = "", run_id: str = "") -> dict[str, Any]:
+    """The status as data (for API clients and tests): step, losses, accuracy, state."""
+    info: dict[str, Any] = {"run": run_id, "state": state, "message": message, "step": 0, "target": None,
+                            "loss": None, "reg_loss": None, "accuracy": None, "sec_per_step": None}
+    if run is None:
+        return info
+    steps, evals = run.history.steps, run.history.evals
+    info.update(step=run.step_count, target=run.config.steps, seed=run.seed, method=run.config.method,
+                device=run.device_label())
+    if steps:
+        last = steps[-1]
+        info.update(loss=_finite(last["loss"]), reg_loss=_finite(last["reg_loss"]),
+                    sec_per_step=_finite(_recent_sec_per_step(steps)))
+    if evals:
+        info.update(accuracy=_finite(evals[-1]["accuracy"]), accuracy_step=evals[-1]["step"])
+    return info
+
+
+def _finite(value) -> Optional[float]:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _recent_sec_per_step(steps: list[dict], window: int = 10) -> float:
+    recent = steps[-window:]
+    return float(np.median([r["sec_per_step"] for r in recent])) if recent else float("nan")
+
+
+def status_markdown(run, state: str, message: str = "") -> str:
+    """One line: step, losses, held-out accuracy, s/step, device, trainable vs total parameters."""
+    label = STATE_LABELS.get(state, state)
+    if run is None:
+        line = f"**No run yet** · {label}"
+        return line + (f"\n\n{message}" if message else "")
+    info = run_info(run, state)
+    trainable, total = run.trainable_parameters()
+    parts = [f"**Step {info['step']} / {info['target']}** · {label}"]
+    if info["loss"] is not None or run.history.steps:
+        reg = f" + regulariser {_fmt(info['reg_loss'], 3)}" if run.config.method == "qgoft" else ""
+        parts.append(f"task loss {_fmt(info['loss'])}{reg}")
+    if info["accuracy"] is not None:
+        parts.append(f"held-out accuracy **{100 * info['accuracy']:.1f}%** (step {info['accuracy_step']})")
+    if info["sec_per_step"] is not None:
+        parts.append(f"{info['sec_per_step']:.2f} s/step")
+    parts.append(info["device"])
+    share = 100.0 * trainable / total if total else 0.0
+    parts.append(f"trainable {trainable:,} of {total:,} parameters ({share:.2g}%)")
+    parts.append(f"{METHOD_LABELS.get(run.config.method, run.config.method)}, seed {run.seed}")
+    line = " · ".join(parts)
+    return line + (f"\n\n{message}" if message else "")
+
+
+# -- charts ----------------------------------------------------------------------------
+def loss_view(run) -> Optional[PlotData]:
+    if run is None or (not run.history.steps and not run.history.evals):
+        return None
+    return plot_data(F.loss_curves(list(run.history.steps), list(run.history.evals)))
+
+
+def snapshot_index(snapshots: list[dict], step: Optional[int]) -> int:
+    """Index of the newest snapshot at or before `step` (None: the newest of all)."""
+    if step is None:
+        return len(snapshots) - 1
+    index = 0
+    for i, snap in enumerate(snapshots):
+        if snap["step"] <= step:
+            index = i
+    return index
+
+
+def _table_snapshot(snapshot: dict) -> dict:
+    """figures.layer_overview_table wants lists, the engine records float32 arrays."""
+    layers = {}
+    for name, layer in snapshot["layers"].items():
+        row = {k: v for k, v in layer.items() if k not in ("angles", "norm_ratio", "scales", "block")}
+        angles = np.asarray(layer.get("angles") if layer.get("angles") is not None else [])
+        if angles.size:
+            row["angles"] = angles.tolist()
+        row["norm_ratio"] = np.asarray(layer.get("norm_ratio"), dtype=float).tolist()
+        layers[name] = row
+    return {"step": snapshot["step"], "layers": layers}
+
+
+def _round_cell(value):
+    if isinstance(value, float):
+        return float(f"{value:.4g}") if math.isfinite(value) else None
+    return value
+
+
+def table_rows(snapshot: dict) -> list[list]:
+    rows = F.layer_overview_table(_table_snapshot(snapshot))
+    return [[_round_cell(row.get(c)) for c in F.TABLE_COLUMNS] for row in rows]
+
+
+def layer_choices(names: list[str]) -> list[tuple[str, str]]:
+    return [(f"{F.short_layer_name(n)}  ({n})", n) for n in names]
+
+
+def selected_layer(names: list[str], view: ViewState) -> Optional[str]:
+    if not names:
+        return None
+    return view.layer if view.layer in names else names[0]
+
+
+EMPTY_MESSAGE = "Train or step the run: the charts fill in as snapshots are recorded."
+
+
+def empty_snapshot_views(message: str = "") -> dict[str, Any]:
+    return {
+        HEATMAP: None, HIST: None, NORM: None, ORTH: None, ENERGY: None,
+        TABLE: gr.Dataframe(value=[], headers=F.TABLE_COLUMNS),
+        LAYER_SELECT: gr.Dropdown(choices=[], value=None),
+        TIMELINE: gr.Slider(minimum=0, maximum=1, value=0),
+        SELECTED: message or EMPTY_MESSAGE,
+    }
+
+
+def snapshot_views(run, view: ViewState) -> dict[str, Any]:
+    """Heatmap, detail views of the selected layer, layer table, layer list and timeline."""
+    snapshots = list(run.history.snapshots) if run is not None else []
+    if not snapshots:
+        return empty_snapshot_views()
+    index = snapshot_index(snapshots, view.snapshot_step)
+    shown = snapshots[: index + 1]
+    snap = shown[-1]
+    names = list(snap["layers"])
+    layer = selected_layer(names, view)
+    steps = [s["step"] for s in shown]
+    method = run.config.method
+
+    angles = [snap["layers"][n].get("angles") for n in names]
+    heatmap = F.angle_heatmap(names, angles, scale=view.scale)
+    hist = F.angle_histograms_over_time(steps, [s["layers"].get(layer, {}).get("angles") for s in shown],
+                                        layer_name=layer)
+    norm = F.norm_change_histogram({layer: snap["layers"][layer]["norm_ratio"]})
+    orth_steps, orth = F.layer_metric_series(shown, "orth_dev")
+    drift_steps, drift = F.layer_metric_series(shown, "he_drift")
+    latest = snapshots[-1]["step"]
+    follow = "following the live run" if view.snapshot_step is None else "drag to the right end to follow the run"
+    layer_info = snap["layers"][layer]
+    notes = [f"**Layer {F.short_layer_name(layer)}** (`{layer}`) at **step {snap['step']}** "
+             f"(snapshot {index + 1} of {len(snapshots)}; {follow})."]
+    if not np.asarray(layer_info.get("angles") if layer_info.get("angles") is not None else []).size:
+        notes.append(f"{METHOD_LABELS.get(method, method)} has no Givens angles: the angle charts stay empty; "
+                     "norm change, orthogonality and energy drift still apply.")
+    return {
+        HEATMAP: plot_data(heatmap),
+        HIST: plot_data(hist),
+        NORM: plot_data(norm),
+        ORTH: plot_data(F.orthogonality_over_steps(orth_steps, orth, highlight=layer)),
+        ENERGY: plot_data(F.energy_drift_over_steps(drift_steps, drift, highlight=layer)),
+        TABLE: gr.Dataframe(value=table_rows(snap), headers=F.TABLE_COLUMNS),
+        LAYER_SELECT: gr.Dropdown(choices=layer_choices(names), value=layer),
+        TIMELINE: gr.Slider(minimum=0, maximum=max(1, latest), value=snap["step"]),
+        SELECTED: " ".join(notes),
+    }
+
+
+def timeline_only(run) -> dict[str, Any]:
+    """While the visitor looks at an older snapshot: only stretch the timeline, keep their place."""
+    snapshots = list(run.history.snapshots) if run is not None else []
+    latest = snapshots[-1]["step"] if snapshots else 1
+    return {TIMELINE: gr.Slider(maximum=max(1, latest))}
+
+
+def all_views(run, view: ViewState, state: str, message: str = "", run_id: str = "") -> dict[str, Any]:
+    values = {STATUS: status_markdown(run, state, message), INFO: run_info(run, state, message, run_id),
+              LOSS_PLOT: loss_view(run)}
+    values.update(snapshot_views(run, view))
+    return values
