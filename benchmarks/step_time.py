@@ -23,7 +23,7 @@ fine-tuning a deep copy):
     full        full fine-tuning
   not in the default set:
     goft-densemm  dense-R with plain dense d x d matmuls, O(L d^3) per layer
-                  (about 40 s per MiniLM step on one CPU core)
+                  (tens of seconds per MiniLM step on a CPU core)
 
 Peak memory is measured for each method alone, in a separate short pass
 (3 steps from a fresh optimizer), never while interleaved:
@@ -142,7 +142,7 @@ class DenseRGOFTLinear(nn.Module):
     sparse_levels=True (the default, as the authors' forward does): each level
     matrix goes through .to_sparse() and R is accumulated as sparse @ dense,
     O(d^2) per level. sparse_levels=False: plain dense matmuls, O(d^3) per level
-    -- about 40 s per MiniLM step on one CPU core, hence not in the default set.
+    -- tens of seconds per MiniLM step on a CPU core, hence not in the default set.
     """
 
     def __init__(self, base_layer: nn.Linear, sparse_levels: bool = True):
@@ -641,9 +641,12 @@ def load_warning(result: dict) -> str:
     loads = [x[0] for x in (s["load_average_before"], s["load_average_after"]) if x]
     if not loads or max(loads) <= max(1.0, 0.75 * cores):
         return ""
-    return (f"WARNING: load average up to {max(loads):.1f} on {cores} cores: other processes competed for the "
-            f"CPUs, timings are unreliable (with {s['threads']} threads each op waits for descheduled "
-            "threads, which hurts methods with many small ops most); rerun on a quiet machine or with --threads 1.")
+    text = (f"WARNING: load average up to {max(loads):.1f} on {cores} cores: other processes competed for the "
+            "CPUs, absolute timings are inflated and noisy")
+    if s["threads"] > 1:
+        return text + (f" (with {s['threads']} threads every parallel op waits for descheduled threads, which "
+                       "hurts methods with many small ops most); rerun on a quiet machine or with --threads 1.")
+    return text + "; ratios from interleaved rounds are the usable part. Rerun on a quiet machine."
 
 
 def render(result: dict, markdown: bool = False) -> str:
@@ -666,7 +669,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 epilog="methods: " + ", ".join(f"{m} ({LABELS[m]})" for m in ALL_METHODS))
     p.add_argument("--methods", default=",".join(METHODS),
                    help="comma-separated, from: " + ",".join(ALL_METHODS) + " (default: " + ",".join(METHODS)
-                        + "; goft-densemm is ~40 s/step on a MiniLM CPU core)")
+                        + "; goft-densemm takes tens of seconds per MiniLM CPU step)")
     p.add_argument("--steps", type=int, default=10, help="timed steps per method (default 10)")
     p.add_argument("--warmup", type=int, default=3, help="warm-up steps per method (default 3)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")

@@ -6,7 +6,8 @@ the heatmap, histograms, norm / orthogonality / energy charts and the layer tabl
 serialised to JSON as Gradio sends it) consumed as a browser would, minus the network.
 Both start from an identical, already built run (same seed, same data order), so the
 difference is the UI alone. Runs are interleaved (bare, UI, bare, UI, ...) so machine noise
-hits both alike; medians are reported.
+hits both alike; medians are reported, of wall time and of this process's CPU time (all its
+threads; much less sensitive to other programs on a shared machine than wall time).
 
     python benchmarks/ui_overhead.py                      # 30 steps, 2 rounds, qGOFT
     python benchmarks/ui_overhead.py --steps 60 --rounds 3 --method goft
@@ -36,15 +37,15 @@ def fresh_run(registry: RunRegistry, session: str, controls: Controls):
     return visitor.run
 
 
-def time_bare(registry: RunRegistry, controls: Controls, tag: str) -> float:
+def time_bare(registry: RunRegistry, controls: Controls, tag: str) -> tuple[float, float]:
     run = fresh_run(registry, f"bare-{tag}", controls)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in run.run():
         pass
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
-def time_ui(registry: RunRegistry, controls: Controls, tag: str) -> tuple[float, int, float]:
+def time_ui(registry: RunRegistry, controls: Controls, tag: str) -> tuple[float, float, int, float]:
     session = f"ui-{tag}"
     fresh_run(registry, session, controls)
     throttle = Throttle()
@@ -60,10 +61,10 @@ def time_ui(registry: RunRegistry, controls: Controls, tag: str) -> tuple[float,
 
     throttle.draw = counted
     updates = 0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in train_stream(registry, session, controls, throttle=throttle):
         updates += 1
-    return time.perf_counter() - start, updates, drawing["s"]
+    return time.perf_counter() - start, time.process_time() - cpu, updates, drawing["s"]
 
 
 def main() -> None:
@@ -76,20 +77,28 @@ def main() -> None:
     registry = RunRegistry(AppSettings(max_concurrent_runs=4, max_seconds=10_000))
     controls = Controls(method=args.method, steps=args.steps)
     fresh_run(registry, "warm-up", controls)  # load the base and tokenise the task once
-    bare, ui, counts, drawn = [], [], [], []
+    bare, bare_cpu, ui, ui_cpu, counts, drawn = [], [], [], [], [], []
     for r in range(args.rounds):
-        bare.append(time_bare(registry, controls, str(r)))
-        seconds, updates, drawing = time_ui(registry, controls, str(r))
-        ui.append(seconds)
+        wall, cpu = time_bare(registry, controls, str(r))
+        bare.append(wall)
+        bare_cpu.append(cpu)
+        wall, cpu, updates, drawing = time_ui(registry, controls, str(r))
+        ui.append(wall)
+        ui_cpu.append(cpu)
         counts.append(updates)
         drawn.append(drawing)
-        print(f"round {r + 1}: bare {bare[-1]:.2f} s, with UI {ui[-1]:.2f} s "
-              f"({updates} page updates, {drawing:.2f} s drawing the live charts)", flush=True)
+        print(f"round {r + 1}: bare {bare[-1]:.2f} s (cpu {bare_cpu[-1]:.1f} s), with UI {ui[-1]:.2f} s "
+              f"(cpu {ui_cpu[-1]:.1f} s; {updates} page updates, {drawing:.2f} s drawing the live charts)",
+              flush=True)
     b, u = statistics.median(bare), statistics.median(ui)
+    bc, uc = statistics.median(bare_cpu), statistics.median(ui_cpu)
     print(f"\n{args.steps} steps of {args.method} on the default model, median of {args.rounds} rounds:")
-    print(f"  without UI: {b:.2f} s ({b / args.steps:.3f} s/step)")
-    print(f"  with UI:    {u:.2f} s ({u / args.steps:.3f} s/step), {statistics.median(counts):.0f} page updates")
-    print(f"  UI overhead: {100 * (u / b - 1):+.1f}%  (ratio {u / b:.3f}; target < 10%)")
+    print(f"  without UI: {b:.2f} s ({b / args.steps:.3f} s/step), cpu {bc:.1f} s")
+    print(f"  with UI:    {u:.2f} s ({u / args.steps:.3f} s/step), cpu {uc:.1f} s, "
+          f"{statistics.median(counts):.0f} page updates, {statistics.median(drawn):.2f} s drawing")
+    print(f"  UI overhead, wall time: {100 * (u / b - 1):+.1f}%  (ratio {u / b:.3f}; target < 10%)")
+    print(f"  UI overhead, CPU time:  {100 * (uc / bc - 1):+.1f}%  (ratio {uc / bc:.3f})")
+    print(f"  drawing share of the UI run: {100 * statistics.median(drawn) / u:.1f}%")
 
 
 if __name__ == "__main__":

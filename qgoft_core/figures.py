@@ -592,6 +592,16 @@ def _flatten_per_neuron(
     return np.concatenate(values), np.concatenate(layers), np.concatenate(neurons)
 
 
+def _histogram_range(values: np.ndarray) -> tuple[float, float]:
+    """Data range widened to at least 1e-6: strict GOFT ratios differ from 1
+    by a few ulps, and numpy refuses more bins than a range that narrow holds."""
+    lo, hi = float(values.min()), float(values.max())
+    if hi - lo < 1e-6:
+        mid = (lo + hi) / 2
+        lo, hi = mid - 5e-7, mid + 5e-7
+    return lo, hi
+
+
 def norm_change_histogram(
     norm_ratios: Mapping[str, FloatSeq] | FloatSeq,
     outlier_factor: float = 1.5,
@@ -616,7 +626,7 @@ def norm_change_histogram(
 
     outliers = norm_outlier_mask(values, outlier_factor, min_deviation)
     n_outliers = int(outliers.sum())
-    counts, edges = np.histogram(values, bins=bins)
+    counts, edges = np.histogram(values, bins=bins, range=_histogram_range(values))
     centres = (edges[:-1] + edges[1:]) / 2
 
     fig = go.Figure()

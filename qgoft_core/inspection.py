@@ -394,7 +394,9 @@ def inspect_adapter(path: Union[str, os.PathLike], base_model: Any = None,
         raise InspectionError(f"{path}: no such file or folder")
     with tempfile.TemporaryDirectory(prefix="qgoft-inspect-") as tmp:
         if path.is_dir():
-            folder = path
+            # A run folder written by `qgoft train` holds the adapter in adapter/.
+            nested = path / "adapter"
+            folder = nested if not (path / CONFIG_NAME).exists() and (nested / CONFIG_NAME).is_file() else path
         elif zipfile.is_zipfile(path):
             folder = _extract_zip(path, Path(tmp), max_bytes)
         elif path.suffix.lower() == ".zip":

@@ -273,7 +273,10 @@ class TrainingRun:
         self.stopped_reason = (f"training stopped: {why}. The adapter keeps its last good state "
                                f"(step {self.step_count}); lower the learning rate and reset.")
         self.optimizer.zero_grad(set_to_none=True)
-        self.tuned.load_trainable_state(self.last_good_state)
+        # No update was applied; only if a parameter itself is NaN/inf (set from outside, say)
+        # go back to the state after the last good step.
+        if not all(torch.isfinite(p).all() for p in self.tuned.parameters()):
+            self.tuned.load_trainable_state(self.last_good_state)
         raise TrainingDiverged(self.stopped_reason)
 
     def run(self, steps: Optional[int] = None) -> Iterator[tuple[str, dict]]:

@@ -37,7 +37,9 @@ def client(served):
 
 
 def infos(outputs) -> list[dict]:
-    return [out[INFO] for out in outputs if isinstance(out, (list, tuple)) and isinstance(out[INFO], dict)]
+    """The run-info JSON of every streamed update that carried one (keep-alive ticks carry none)."""
+    return [out[INFO] for out in outputs
+            if isinstance(out, (list, tuple)) and isinstance(out[INFO], dict) and "state" in out[INFO]]
 
 
 def test_streamed_training_yields_increasing_steps_and_finite_losses(client):
@@ -165,3 +167,51 @@ def test_throttle_keeps_drawing_within_its_budget():
     assert not throttle.due("loss")  # 0.2 s / 5% = at most every 4 s
     now["t"] += 1.0
     assert throttle.due("loss")
+
+
+# -- exports (no server): every file, and the snippet really loads the adapter ----------------------
+from pathlib import Path  # noqa: E402
+
+from tests.test_zerogpu import make_run, tiny_base_dir  # noqa: E402,F401  (a tiny local model folder)
+
+
+@pytest.mark.parametrize("method", ["goft", "lora", "head"])  # qGOFT loads through the same code as GOFT
+def test_exports_and_the_loading_snippet(method, tiny_base_dir, tmp_path):  # noqa: F811
+    """Every download is written, and the code snippet the page shows loads the adapter in a fresh
+    Python process and classifies exactly like the run (it may merge the adapter into its own copy
+    of the weights, which is why it runs in a process of its own)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    import torch
+
+    from ui import exports
+
+    run = make_run(tiny_base_dir, method)
+    for _ in run.run(steps=2):
+        pass
+    done = exports.export_run(run, tmp_path / "out")
+    for path in (done.adapter_zip, done.metrics_csv, done.metrics_json, done.report_html):
+        assert path.is_file() and path.stat().st_size > 0, path
+    assert json.loads(done.metrics_json.read_text())["summary"]["steps_done"] == 2
+    assert done.metrics_csv.read_text().splitlines()[0].startswith("step,loss")
+    assert "<html" in done.report_html.read_text()[:200]
+    assert (done.peft_oft_zip is not None) == (method == "goft")
+
+    work = tmp_path / "work"
+    with zipfile.ZipFile(done.adapter_zip) as zf:
+        zf.extractall(work)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", done.snippet], cwd=work, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed = eval(result.stdout.strip().splitlines()[-1])  # {label: probability}
+    batch = run.base.tokenizer(["a wonderful, moving film"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        probs = run.tuned.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    expected = {label: round(float(p), 3) for label, p in zip(run.task.label_names, probs.softmax(-1)[0])}
+    assert printed == expected

@@ -168,13 +168,26 @@ def test_malformed_uploads_show_errors_and_the_app_keeps_working(page, tmp_path)
     screenshot(page, "upload-ok")
 
 
+CONTROL_VALUES_JS = """() => {
+    const value = (selector) => { const e = document.querySelector(selector); return e ? e.value : null; };
+    return {method: value('#method input'), lr: value('#lr input'), steps: value('#steps input'),
+            seed: value('#seed input')};
+}"""
+
+
 def control_values(page) -> dict:
-    """The settings as the page shows them (a control hidden by teacher mode has no value shown)."""
-    method = page.locator("#method input")
-    return {"method": method.input_value() if method.count() else "(hidden)",
-            "lr": float(page.locator("#lr input").input_value()),
-            "steps": int(float(page.locator("#steps input").input_value())),
-            "seed": int(float(page.locator("#seed input").input_value()))}
+    """The settings as the page shows them, read in one go (the page may re-render meanwhile);
+    a control hidden by teacher mode shows no value."""
+    raw = page.evaluate(CONTROL_VALUES_JS)
+
+    def number(text, kind=float):
+        try:
+            return kind(float(text))
+        except (TypeError, ValueError):
+            return None
+
+    return {"method": raw["method"] if raw["method"] is not None else "(hidden)", "lr": number(raw["lr"]),
+            "steps": number(raw["steps"], int), "seed": number(raw["seed"], int)}
 
 
 def test_share_link_reopens_the_same_settings_and_teacher_mode_hides_controls(served):
@@ -215,3 +228,16 @@ def test_tampered_link_opens_with_safe_defaults_and_a_notice(served, query, expe
         assert values["method"] == "qGOFT (quasi-Givens)"  # the default
         assert values["lr"] <= 1.0 and page.locator("#method").is_visible()
         screenshot(page, "tampered-link-" + ("version" if "v=99" in query else "values"))
+
+
+def test_closing_the_tab_frees_the_visitors_run(served):
+    url, ctx = served
+    before = set(ctx.runs._visitors)
+    with browser_page() as page:
+        wait_for_app(page, url)
+        session = wait_until(lambda: next(iter(set(ctx.runs._visitors) - before), None), 30,
+                             message="the page's visitor")
+        visitor = ctx.runs.peek(session)
+        visitor.run = object()  # stands in for a trained run (tens of MB)
+    wait_until(lambda: ctx.runs.peek(session) is None, 60, message="the closed tab's visitor to be released")
+    assert visitor.run is None and visitor.stop.is_set()

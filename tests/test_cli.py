@@ -73,8 +73,7 @@ def test_train_then_inspect_round_trip(tiny_model_dir, tmp_path, capsys):
         assert title in page, title
 
     html_out = tmp_path / "inspect.html"
-    code, stdout, stderr = run_cli(["inspect", out / "adapter", "--base", tiny_model_dir, "--html", html_out],
-                                   capsys)
+    code, stdout, stderr = run_cli(["inspect", out, "--base", tiny_model_dir, "--html", html_out], capsys)
     assert code == 0, stderr
     assert "method: qGOFT" in stdout and "L1.mlp.out" in stdout and "HE drift" in stdout
     assert "Health flags" in stdout

@@ -421,3 +421,14 @@ def test_html_report_is_self_contained():
     assert not re.search(r"<script[^>]*\bsrc=", page)  # nothing fetched from a network
     assert table in page
     assert page.count('<p class="explain">') == 4
+
+
+def test_norm_histogram_handles_ratios_a_few_ulps_apart():
+    """Strict GOFT norm ratios are 1 +- a few float64 ulps; np.histogram used to
+    refuse 60 bins over such a range ("Too many bins for data range")."""
+    import numpy as np
+    from qgoft_core.figures import norm_change_histogram
+
+    ratios = 1.0 + np.array([0.0, 2.2e-16, -1.1e-16, 4.4e-16] * 25)
+    fig = norm_change_histogram(ratios)
+    assert sum(fig.data[0].y) == ratios.size

@@ -7,7 +7,6 @@ that each lesson shows what its "what to notice" sentence says it shows.
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest

@@ -86,8 +86,7 @@ def run_figures(run: PrecomputedRun, index: int) -> dict[str, go.Figure]:
 def kept_figure(runs: tuple[PrecomputedRun, PrecomputedRun], step: int) -> go.Figure:
     """What each run kept of the base model: retention probe and CKA vs step, both runs."""
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
-        "Retention probe: fraction of the base model's sentence-similarity skill kept",
-        "Representation similarity to the base (linear CKA)"))
+        "Retention probe: base skill kept", "Linear CKA to the base"))
     for run, color in zip(runs, RUN_COLORS):
         ret = _upto(run.retention, step)
         evals = _upto(run.evals, step)
@@ -102,9 +101,11 @@ def kept_figure(runs: tuple[PrecomputedRun, PrecomputedRun], step: int) -> go.Fi
     last = max(r.snapshot_steps[-1] for r in runs)
     _fix_step_axis(fig, last)
     fig.update_xaxes(title_text="optimizer step")
-    fig.update_yaxes(title_text="retention kept (1 = as good as the base)", row=1, col=1)
-    fig.update_yaxes(title_text="linear CKA (1 = unchanged)", row=1, col=2)
-    fig.update_layout(template=F.TEMPLATE, height=380, title=dict(text="What the model kept", x=0.01),
+    fig.update_yaxes(title_text="kept (1 = as good as the base)", row=1, col=1)
+    fig.update_yaxes(title_text="CKA (1 = unchanged)", row=1, col=2)
+    fig.update_layout(template=F.TEMPLATE, height=380, title=dict(
+                          text="What the model kept<br><sup>retention: Spearman on the base's sentence-"
+                               "similarity pairs, tuned / base</sup>", x=0.01),
                       legend=dict(orientation="h", y=-0.25), margin=dict(l=70, r=30, t=80, b=60))
     return fig
 
@@ -253,11 +254,13 @@ def build_lessons_tab(ctx: AppContext) -> None:
     notice = gr.Markdown(first["notice"] if first else "", elem_id="lessons-notice")
     with gr.Row(equal_height=True):
         play = gr.Button("▶ Play", variant="primary", scale=0, min_width=110, elem_id="lessons-play")
-        pause = gr.Button("⏸ Pause", scale=0, min_width=110, elem_id="lessons-pause")
+        pause = gr.Button("Pause", scale=0, min_width=110, elem_id="lessons-pause")
         timeline = gr.Slider(steps[0], steps[-1], value=steps[-1], step=steps[1] - steps[0],
                              label="timeline (optimizer step)", elem_id="lessons-timeline", scale=4)
     error = gr.Markdown(first_error or "", visible=first_error is not None, elem_id="lessons-error")
-    summary = gr.Markdown(first["summary"] if first else "", elem_id="lessons-summary")
+    with gr.Row(equal_height=False):
+        summary = gr.Markdown(first["summary"] if first else "", elem_id="lessons-summary")
+        kept = gr.Plot(first["kept"] if first else None, show_label=False, elem_id="lessons-kept", scale=2)
     with gr.Row():
         head_a = gr.Markdown(first["head_a"] if first else "", elem_id="lessons-run-a")
         head_b = gr.Markdown(first["head_b"] if first else "", elem_id="lessons-run-b")
@@ -271,7 +274,6 @@ def build_lessons_tab(ctx: AppContext) -> None:
                 plots.append(gr.Plot(value, show_label=False, elem_id=f"lessons-{chart}-{side}"))
     extra = gr.Plot(first["extra"] if first else None, show_label=False, elem_id="lessons-extra",
                     visible=bool(first and first["extra"]))
-    kept = gr.Plot(first["kept"] if first else None, show_label=False, elem_id="lessons-kept")
     frame_outputs = [summary, *plots, extra, kept]
     all_outputs = [error, notice, head_a, head_b, timeline, *frame_outputs]
 

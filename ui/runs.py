@@ -215,9 +215,7 @@ class RunRegistry:
             shutil.rmtree(visitor.export_dir, ignore_errors=True)
             visitor.export_dir = None
         gc.collect()
-        try:
-            import torch
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:  # pragma: no cover - torch is a dependency
-            pass
+        import torch
+        # Only where this process already uses CUDA (on ZeroGPU the app's own process never does).
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.empty_cache()

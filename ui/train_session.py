@@ -6,14 +6,17 @@ values keyed by element id (see ``train_views``). The Train tab maps those keys
 onto its components; the UI-overhead benchmark drives the same generator
 without a server.
 
-Training streams from a generator that owns the loop: it never waits for the
-page. It redraws at most every ``MIN_INTERVAL`` seconds, and each kind of view
-only as often as keeps its drawing cost under ``BUDGET`` of the time spent
-training (``Throttle``), so the live views cost the run a few percent at most.
+Training runs in a worker thread per run; the streaming generator watches it and
+never holds it up. It redraws at most every ``MIN_INTERVAL`` seconds, and each
+kind of view only as often as keeps its drawing cost under ``BUDGET`` of the
+wall time (``Throttle``), so the live views cost the run a few percent at most.
 """
 from __future__ import annotations
 
+import contextvars
 import math
+import queue
+import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Iterator, Optional
@@ -32,6 +35,7 @@ UPLOADED = "uploaded"  # the task value that means "the visitor's own data set"
 LAYER_GROUPS = {"all": "all attention and MLP layers", "attention": "attention only", "mlp": "MLP only"}
 SCALING_VALUES = {"none": None, "output": "output", "input": "input"}
 WAIT_POLL = 1.0  # seconds between two looks at the waiting line
+TICK = 1.0  # the watching generator yields at least this often, even with nothing new
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,9 @@ def _task_for(controls: Controls, visitor: Visitor):
     return load_builtin_task(controls.task)
 
 
+_base_energies: dict[str, Any] = {}  # model id -> BaseEnergyCache shared by all runs on that base
+
+
 def prepare_run(registry: RunRegistry, visitor: Visitor, controls: Controls) -> tuple[TrainingRun, str]:
     """The visitor's run for these settings: the current one (with lr, lambda, steps applied) or a new one.
 
@@ -133,6 +140,8 @@ def prepare_run(registry: RunRegistry, visitor: Visitor, controls: Controls) -> 
         if isinstance(exc, TrainingConfigError):
             raise
         raise TrainingConfigError(str(exc)) from None
+    # The energies of the frozen base weights are the same for every run on this base: compute them once.
+    new_run.energy_cache = _base_energies.setdefault(model_id, new_run.energy_cache)
     note = "Settings changed: this is a new run from step 0." if run is not None else ""
     visitor.run, visitor.run_key, visitor.run_seconds = new_run, key, 0.0
     return new_run, note
@@ -145,6 +154,20 @@ def _apply_live(run: TrainingRun, controls: Controls) -> None:
     run.config = probe
     if run.tuned.qgoft is not None:
         run.tuned.qgoft.config.reg_lambda = float(controls.lam)
+
+
+def apply_live_settings(run: TrainingRun, lr: Any, lam: Any) -> bool:
+    """Set a run's learning rate and lambda now (the next step uses them); False if they are invalid."""
+    try:
+        lr, lam = float(lr), float(lam)
+        probe = replace(run.config, lr=lr, reg_lambda=lam)
+        probe.validate()
+    except (TypeError, ValueError):
+        return False  # half-typed or out of range: the run keeps what it had
+    run.config = probe
+    if run.tuned.qgoft is not None:
+        run.tuned.qgoft.config.reg_lambda = lam
+    return True
 
 
 class Throttle:
@@ -187,30 +210,38 @@ def _problem(exc: BaseException) -> str:
 
 def train_stream(registry: RunRegistry, session: Optional[str], controls: Controls,
                  throttle: Optional[Throttle] = None) -> Iterator[dict[str, Any]]:
-    """Train the visitor's run up to `controls.steps`, yielding view updates (dicts keyed by element id)."""
+    """Train the visitor's run up to `controls.steps`, yielding view updates (dicts keyed by element id).
+
+    The run trains in a thread of its own (``_train_worker``); this generator only watches
+    it and draws. So drawing never holds training up, and the generator reaches a ``yield``
+    at least every ``TICK`` seconds: Gradio can cancel it (Pause, a closed tab) at once. When
+    it is cancelled it sets the visitor's stop flag, and the worker stops after its step.
+    """
     visitor = registry.visitor(session)
     registry.wait_until_idle(visitor, timeout=10.0)  # a Pause just pressed: let its step finish
     if not registry.begin(visitor):
         yield _message_views(visitor, "training", "A training action is already running in this tab.")
         return
+    handed_over = False
     try:
         granted = yield from _wait_for_slot(registry, visitor)
         if not granted:
             return
         yield _message_views(visitor, "preparing", "")
-        try:
-            run, note = prepare_run(registry, visitor, controls)
-        except (TrainingConfigError, ModelLoadError, ModelNotAllowed) as exc:
-            yield _message_views(visitor, "error", _problem(exc))
-            return
-        if run.step_count >= run.config.steps:
-            yield V.all_views(run, visitor.view, "done", f"Already at step {run.step_count}: raise **Steps** "
-                              "to train further, or **Reset**.", visitor.run_id)
-            return
-        yield from _train_loop(registry, visitor, run, note, throttle or Throttle())
+        news: queue.SimpleQueue = queue.SimpleQueue()
+        # copy_context: the worker sees Gradio's request context (ZeroGPU's quota reads it).
+        worker = threading.Thread(target=contextvars.copy_context().run, daemon=True,
+                                  args=(_train_worker, registry, visitor, controls, news),
+                                  name=f"train-{visitor.run_id}")
+        worker.start()
+        handed_over = True  # from here on the worker gives back the slot and the busy flag
+        yield from _watch(visitor, news, throttle or Throttle())
     finally:
-        registry.leave(visitor.session)
-        registry.end(visitor)
+        if handed_over:
+            visitor.stop.set()  # cancelled (or finished): the worker stops after its current step
+        else:
+            registry.leave(visitor.session)
+            registry.end(visitor)
 
 
 def _wait_for_slot(registry: RunRegistry, visitor: Visitor) -> Iterator[dict[str, Any]]:
@@ -231,17 +262,32 @@ def _wait_for_slot(registry: RunRegistry, visitor: Visitor) -> Iterator[dict[str
     return False
 
 
-def _train_loop(registry: RunRegistry, visitor: Visitor, run: TrainingRun, note: str,
-                throttle: Throttle) -> Iterator[dict[str, Any]]:
-    cap = float(registry.settings.max_seconds)
-    seconds_before, loop_start, drawing = visitor.run_seconds, time.perf_counter(), 0.0
-    last_yield, drawn_snapshots = 0.0, -1  # -1: nothing drawn yet (draw as soon as there is something)
-    state, message = "training", note
+def _train_worker(registry: RunRegistry, visitor: Visitor, controls: Controls, news: queue.SimpleQueue) -> None:
+    """Build (or reuse) the run and train it to its step target; report through `news`.
+
+    Messages: ("note", text) when the page should say something, ("event", kind) per engine
+    event, then one ("end", state, message). Gives back
+    the training slot and the visitor's busy flag before the end message.
+    """
+    state, message = "done", ""
     try:
+        try:
+            run, message = prepare_run(registry, visitor, controls)
+        except (TrainingConfigError, ModelLoadError, ModelNotAllowed) as exc:
+            state, message = "error", _problem(exc)
+            return
+        if message:
+            news.put(("note", message))
+        if run.step_count >= run.config.steps:
+            state, message = "done", (f"Already at step {run.step_count}: raise **Steps** to train further, "
+                                      "or **Reset**.")
+            return
+        cap = float(registry.settings.max_seconds)
+        seconds_before, started = visitor.run_seconds, time.perf_counter()
         for kind, _record in training_events(run):
-            now = time.perf_counter()
-            visitor.run_seconds = seconds_before + (now - loop_start - drawing)  # drawing is not training
+            visitor.run_seconds = seconds_before + time.perf_counter() - started
             visitor.last_seen = time.monotonic()
+            news.put(("event", kind))
             if visitor.stop.is_set():
                 state = "paused"
                 break
@@ -249,27 +295,56 @@ def _train_loop(registry: RunRegistry, visitor: Visitor, run: TrainingRun, note:
                 state, message = "stopped", (f"Stopped: this server allows {cap:g} s of training per run. "
                                              "Export what you have, or Reset to start again.")
                 break
-            if kind == "eval" and not run.history.snapshots:
-                continue  # the step-0 snapshot follows at once: draw both together
-            if drawn_snapshots >= 0 and now - last_yield < MIN_INTERVAL:
-                continue
-            update = _live_update(run, visitor, throttle, drawn_snapshots)
-            if V.TIMELINE in update:
-                drawn_snapshots = len(run.history.snapshots)
-            last_yield = time.perf_counter()
-            drawing += last_yield - now
-            yield update
-        else:
-            state = "done"
     except TrainingDiverged as exc:
         state, message = "stopped", _problem(exc)
-    if state == "paused":
-        return  # the Pause button draws the final views itself
-    yield V.all_views(run, visitor.view, state, message, visitor.run_id)
+    except Exception as exc:  # noqa: BLE001 - whatever breaks, the page is told and the server lives on
+        state, message = "error", f"⚠️ Training failed: {type(exc).__name__}: {exc}"
+    finally:
+        registry.leave(visitor.session)
+        registry.end(visitor)
+        news.put(("end", state, message))
 
 
-def _live_update(run: TrainingRun, visitor: Visitor, throttle: Throttle, drawn_snapshots: int) -> dict[str, Any]:
-    update = {V.STATUS: V.status_markdown(run, "training"),
+def _watch(visitor: Visitor, news: queue.SimpleQueue, throttle: Throttle) -> Iterator[dict[str, Any]]:
+    """Draw what the worker reports, at most every MIN_INTERVAL s and within the throttle's budget."""
+    last_yield, drawn_snapshots = time.perf_counter(), -1  # -1: nothing drawn yet (draw as soon as possible)
+    note, dirty = "", False  # dirty: the worker reported something not drawn yet
+    while True:
+        wait = TICK if not dirty else max(0.02, MIN_INTERVAL - (time.perf_counter() - last_yield))
+        items = []
+        try:
+            items.append(news.get(timeout=wait))
+            while True:
+                items.append(news.get_nowait())
+        except queue.Empty:
+            pass
+        note = next((item[1] for item in items if item[0] == "note"), note)
+        end = next((item for item in items if item[0] == "end"), None)
+        run = visitor.run
+        if end is not None:
+            _, state, message = end
+            if state == "paused":
+                return  # the Pause button draws the final views itself
+            yield V.all_views(run, visitor.view, state, message or note, visitor.run_id)
+            return
+        dirty = dirty or bool(items)
+        now = time.perf_counter()
+        # Something to draw: the step-0 evaluation (loss and accuracy) comes before the snapshot.
+        ready = run is not None and bool(run.history.evals or run.history.snapshots)
+        if dirty and ready and (drawn_snapshots < 0 or now - last_yield >= MIN_INTERVAL):
+            update = _live_update(run, visitor, throttle, drawn_snapshots, note)
+            if V.TIMELINE in update:
+                drawn_snapshots = len(run.history.snapshots)
+            dirty, last_yield = False, time.perf_counter()
+            yield update
+        elif now - last_yield >= TICK:
+            last_yield = now
+            yield {}  # nothing to draw: a yield all the same, so that a cancel lands at once
+
+
+def _live_update(run: TrainingRun, visitor: Visitor, throttle: Throttle, drawn_snapshots: int,
+                 note: str = "") -> dict[str, Any]:
+    update = {V.STATUS: V.status_markdown(run, "training", note),
               V.INFO: V.run_info(run, "training", "", visitor.run_id)}
     if throttle.due("loss"):
         update[V.LOSS_PLOT] = throttle.draw("loss", V.loss_view, run)

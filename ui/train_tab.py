@@ -98,10 +98,11 @@ def build_train_tab(ctx: AppContext) -> None:
             layers = gr.Radio(choices=LAYER_CHOICES, value="all", label="Target layers", elem_id="layers",
                               info="Which linear layers of every block get an adapter.")
             lam = gr.Number(value=0.01, minimum=0, maximum=10, step=0.01, label="λ (orthogonality penalty)", elem_id="lam",
-                            info="qGOFT only: weight of λ·Σ⟨α,β⟩², which keeps the blocks near-orthogonal.")
+                            info="qGOFT only: weight of λ·Σ⟨α,β⟩², which keeps the blocks near-orthogonal; "
+                                 "acts at once, even while training.")
             lr = gr.Number(value=DEFAULT_LR["qgoft"], minimum=1e-6, maximum=1.0, step=0.0005, label="Learning rate",
-                           elem_id="lr", info="AdamW step size (warm-up over the first 5 steps). "
-                                              "Changing the method sets its usual value.")
+                           elem_id="lr", info="AdamW step size (warm-up over the first 5 steps); acts at once, "
+                                              "even while training. Changing the method sets its usual value.")
             batch_size = gr.Slider(1, 128, value=16, step=1, label="Batch size", elem_id="bs",
                                    info="Training sentences per optimiser step.")
             steps = gr.Number(value=min(60, settings.max_steps), minimum=1, maximum=settings.max_steps,
@@ -173,6 +174,8 @@ def build_train_tab(ctx: AppContext) -> None:
     snapshot_outputs = [views[k] for k in V.SNAPSHOT_KEYS]
 
     def updates(values: dict[str, Any]) -> dict:
+        if not values:  # a keep-alive tick of the training stream: change nothing
+            return {status: gr.skip()}
         return {views[key]: value for key, value in values.items()}
 
     def problem(exc: Exception) -> dict:
@@ -259,6 +262,16 @@ def build_train_tab(ctx: AppContext) -> None:
 
     method.input(method_changed, [method], [lr, scaling, lam], show_progress="hidden",
                  api_visibility="undocumented")
+
+    def live_setting(lr_value, lam_value, request: gr.Request):
+        """Learning rate and λ act on the visitor's run at once, even while it trains."""
+        visitor = registry.peek(request.session_hash)
+        if visitor is not None and visitor.run is not None:
+            S.apply_live_settings(visitor.run, lr_value, lam_value)
+
+    for box in (lr, lam):
+        box.change(live_setting, [lr, lam], None, show_progress="hidden", api_visibility="undocumented",
+                   concurrency_limit=None)
 
     def uploaded(path, request: gr.Request):
         visitor = registry.visitor(request.session_hash)
