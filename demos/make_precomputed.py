@@ -60,6 +60,8 @@ def versions() -> dict[str, str]:
 
 def machine() -> str:
     import torch
+    from qgoft_core.training import configure_cpu_threads
+    configure_cpu_threads()  # what every run will use (QGOFT_THREADS / CPU_CORES / cores)
     return f"CPU, {torch.get_num_threads()} torch thread(s), {os.cpu_count()} cores visible"
 
 

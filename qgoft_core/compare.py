@@ -514,8 +514,10 @@ def _format(name: str, value: Any) -> str:
         return f"{value:.4f}"
     if name == "sec_per_step":
         return f"{value:.3f}"
-    if name in ("orth_dev", "he_drift", "lr"):
+    if name in ("orth_dev", "he_drift"):
         return "0" if value == 0 else f"{value:.2e}"
+    if name == "lr":
+        return f"{value:g}"
     return str(value)
 
 
@@ -556,13 +558,23 @@ def compare_bar_figures(result: CompareResult) -> dict[str, Any]:
         if fig.data:
             bar = fig.data[0]
             bar.marker.color = [METHOD_SHADES.get(r.key, "#9467bd") for r in rows]
+            shown = [v for v in bar.y if v is not None and math.isfinite(v)]
             if log:
                 # Log axes cannot show 0: draw zeros at the floor, keep the true value as text.
                 values = [getattr(r, name) for r in rows]
                 bar.y = [max(abs(v), LOG_FLOOR) if math.isfinite(v) else None for v in values]
                 bar.text = [("0" if v == 0 else f"{v:.2g}") if math.isfinite(v) else "n/a" for v in values]
-                fig.update_yaxes(type="log", exponentformat="power")
-        fig.update_layout(height=300, margin=dict(l=60, r=15, t=50, b=70), showlegend=False)
+                top = max([abs(v) for v in values if math.isfinite(v)] + [LOG_FLOOR])
+                bottom = min([abs(v) for v in values if math.isfinite(v) and v != 0] + [top])
+                # Room above the tallest bar for its label; zeros drawn one decade below the rest.
+                fig.update_yaxes(type="log", exponentformat="power",
+                                 range=[math.log10(max(bottom, LOG_FLOOR)) - 2, math.log10(top) + 1])
+                bar.y = [max(v, bottom / 10) if v is not None else None for v in bar.y]
+                title = f"{title}<br><sup>log scale; a 0 is drawn as a stub below the smallest value</sup>"
+                fig.update_layout(title_text=title)
+            elif shown:
+                fig.update_yaxes(range=[0, max(shown) * 1.18 if max(shown) > 0 else 1])
+        fig.update_layout(height=320, margin=dict(l=60, r=15, t=60, b=70), showlegend=False)
         fig.update_xaxes(title_text=None, tickangle=-30)
         figures[name] = fig
     return figures

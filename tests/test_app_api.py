@@ -215,3 +215,26 @@ def test_exports_and_the_loading_snippet(method, tiny_base_dir, tmp_path):  # no
         probs = run.tuned.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     expected = {label: round(float(p), 3) for label, p in zip(run.task.label_names, probs.softmax(-1)[0])}
     assert printed == expected
+
+
+def test_learning_rate_and_lambda_act_on_the_run_at_once(tiny_base_dir):  # noqa: F811
+    from ui.train_session import apply_live_settings
+    run = make_run(tiny_base_dir, "qgoft")
+    assert apply_live_settings(run, 0.05, 0.3)
+    assert run.config.lr == 0.05 and run.tuned.qgoft.config.reg_lambda == 0.3
+    for bad in (("abc", 0.3), (5.0, 0.3), (0.01, -1), (float("nan"), 0.1)):
+        assert not apply_live_settings(run, *bad)  # half-typed or out of range: nothing changes
+    assert run.config.lr == 0.05 and run.config.reg_lambda == 0.3
+    run.step()
+    assert run.history.steps[-1]["lr"] == pytest.approx(0.05 / 2)  # warm-up: half the rate at step 1 of 2
+
+
+def test_target_layer_groups(tiny_base_dir):  # noqa: F811
+    from qgoft_core.models import load_base
+    from ui.train_session import target_modules
+    base = load_base(tiny_base_dir)
+    assert target_modules(base, "all") is None
+    attention, mlp = target_modules(base, "attention"), target_modules(base, "mlp")
+    assert attention and all("attention" in n for n in attention)
+    assert sorted(n.split("layer.0.")[1] for n in mlp) == ["intermediate.dense", "output.dense"]
+    assert not set(attention) & set(mlp)

@@ -188,7 +188,8 @@ def build_compare_tab(ctx: AppContext) -> None:
     summary = gr.Markdown(first_views["summary"], elem_id="compare-summary")
     table = gr.Dataframe(first_views["table"], interactive=False, wrap=True, max_height=520,
                          label="comparison (one row per method)", elem_id="compare-table",
-                         buttons=["fullscreen", "copy"], pinned_columns=1)
+                         buttons=["fullscreen", "copy"], pinned_columns=1,
+                         column_widths=[125, 100, 85, 70, 95, 90, 80, 105, 80, 70, 60, 190])
     with gr.Accordion("What the columns mean", open=False, elem_id="compare-table-help"):
         gr.Markdown(column_help_markdown())
     kept = gr.Plot(first_views["kept"], show_label=False, elem_id="compare-kept-plot")
