@@ -1,6 +1,7 @@
 """What the live views cost a training run: the same steps with and without the streaming UI path.
 
-"Without": ``TrainingRun.run()`` consumed bare. "With": the Train tab's own generator
+"Without": ``TrainingRun.run()`` consumed bare, in a thread set up like the app's training
+worker (PyTorch's thread count is per thread). "With": the Train tab's own generator
 (``ui.train_session.train_stream``: throttled redraws of the status line, the loss curves,
 the heatmap, histograms, norm / orthogonality / energy charts and the layer table, each
 serialised to JSON as Gradio sends it) consumed as a browser would, minus the network.
@@ -18,6 +19,7 @@ import argparse
 import os
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -28,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ui.context import AppSettings  # noqa: E402
 from ui.runs import RunRegistry  # noqa: E402
-from ui.train_session import Controls, Throttle, prepare_run, train_stream  # noqa: E402
+from ui.train_session import Controls, Throttle, prepare_run, train_stream, use_cpu_threads  # noqa: E402
 
 
 def fresh_run(registry: RunRegistry, session: str, controls: Controls):
@@ -38,11 +40,23 @@ def fresh_run(registry: RunRegistry, session: str, controls: Controls):
 
 
 def time_bare(registry: RunRegistry, controls: Controls, tag: str) -> tuple[float, float]:
+    """The run alone, in a thread set up exactly like the app's training worker (same thread count)."""
     run = fresh_run(registry, f"bare-{tag}", controls)
-    start, cpu = time.perf_counter(), time.process_time()
-    for _ in run.run():
-        pass
-    return time.perf_counter() - start, time.process_time() - cpu
+    result = {}
+
+    def train() -> None:
+        registry.try_slot("bare")  # counted as a training run, like the app's worker
+        use_cpu_threads(registry)
+        start, cpu = time.perf_counter(), time.process_time()
+        for _ in run.run():
+            pass
+        result["times"] = (time.perf_counter() - start, time.process_time() - cpu)
+        registry.leave("bare")
+
+    worker = threading.Thread(target=train)
+    worker.start()
+    worker.join()
+    return result["times"]
 
 
 def time_ui(registry: RunRegistry, controls: Controls, tag: str) -> tuple[float, float, int, float]:

@@ -156,6 +156,24 @@ def _apply_live(run: TrainingRun, controls: Controls) -> None:
         run.tuned.qgoft.config.reg_lambda = float(controls.lam)
 
 
+def use_cpu_threads(registry: RunRegistry) -> int:
+    """Set the intra-op threads of the calling thread for one run, and return how many.
+
+    PyTorch's CPU thread count is per OS thread (OpenMP): a worker thread starts with one
+    whatever the main thread set. A run gets the cores (QGOFT_THREADS / CPU_CORES / all)
+    shared among the runs training now, at least one: two threads fighting over one core
+    are slower than one.
+    """
+    import torch
+
+    from qgoft_core.training import configure_cpu_threads
+    cores = configure_cpu_threads()
+    active = max(1, registry.load()["active"])
+    threads = max(1, cores // active)
+    torch.set_num_threads(threads)
+    return threads
+
+
 def apply_live_settings(run: TrainingRun, lr: Any, lam: Any) -> bool:
     """Set a run's learning rate and lambda now (the next step uses them); False if they are invalid."""
     try:
@@ -271,6 +289,7 @@ def _train_worker(registry: RunRegistry, visitor: Visitor, controls: Controls, n
     """
     state, message = "done", ""
     try:
+        use_cpu_threads(registry)
         try:
             run, message = prepare_run(registry, visitor, controls)
         except (TrainingConfigError, ModelLoadError, ModelNotAllowed) as exc:
@@ -395,6 +414,7 @@ def step_once(registry: RunRegistry, session: Optional[str], controls: Controls)
         if run.step_count >= registry.settings.max_steps:
             return V.all_views(run, visitor.view, "stopped", f"This server allows {registry.settings.max_steps} "
                                "steps per run.", visitor.run_id)
+        use_cpu_threads(registry)
         started = time.perf_counter()
         try:
             for _ in training_events(run, steps=1):
