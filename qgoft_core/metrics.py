@@ -70,10 +70,11 @@ def norm_ratios(base: torch.Tensor, tuned: torch.Tensor) -> torch.Tensor:
 
 
 def orthogonality_deviation(operator: torch.Tensor) -> tuple[float, float]:
-    """(||M^T M - I||_F, the same / sqrt(d)) in float64.
+    """(||M^T M - I||_F, the same / sqrt(d)) of a dense operator, in float64.
 
-    GOFT operators are sparse apart from row 0 (~1% non-zeros at d = 768), so
-    the Gram product is formed sparsely: ~20 ms instead of ~140 ms at d = 1536.
+    For any learned input-side operator (PEFT OFT / BOFT, least-squares fits);
+    GOFT / qGOFT layers use `GivensTree.gram_deviation`, which never forms M.
+    OFT / BOFT operators are mostly zeros, so the Gram product is formed sparsely.
     """
     m = operator.detach().to(torch.float64).cpu().numpy()
     d = m.shape[0]
@@ -91,16 +92,26 @@ def block_polar(blocks: torch.Tensor) -> dict[str, torch.Tensor]:
     alpha and beta (0 for an orthogonal block, scale-free).
     """
     b = blocks.detach().to(torch.float64)
-    u, s, vh = torch.linalg.svd(b)
-    rot = u @ vh
+    # Closed forms for 2 x 2 (a batched SVD of thousands of tiny blocks costs
+    # more than everything else here): the polar factor is proportional to
+    # B + cof(B) when det >= 0 and to B - cof(B) (a reflection) when det < 0.
+    a, bb, c, d = b[..., 0, 0], b[..., 0, 1], b[..., 1, 0], b[..., 1, 1]
+    det = a * d - bb * c
+    proper = det >= 0
+    angle = torch.where(proper, torch.atan2(c - bb, a + d), torch.atan2(bb + c, a - d))
+    fro2 = (b * b).sum((-1, -2))
+    gap = (fro2 * fro2 - 4 * det * det).clamp_min(0).sqrt()
+    largest = ((fro2 + gap) / 2).sqrt()
+    # s1 s2 = |det| gives the small one without the cancellation of fro2 - gap.
+    scales = torch.stack((largest, det.abs() / largest.clamp_min(1e-300)), dim=-1)
     alpha, beta = b[..., 0], b[..., 1]
     na, nb = alpha.norm(dim=-1), beta.norm(dim=-1)
     dot = (alpha * beta).sum(-1)
     return {
-        "angle": torch.atan2(rot[..., 1, 0], rot[..., 0, 0]),
-        "scales": s,
+        "angle": angle,
+        "scales": scales,
         "shear": dot / (na * nb).clamp_min(1e-300),
-        "det": torch.linalg.det(b),
+        "det": det,
         "dot": dot,
         "alpha_norm": na,
         "beta_norm": nb,
@@ -145,14 +156,19 @@ class LayerMetrics:
 
 def weight_metrics(name: str, base: torch.Tensor, tuned: torch.Tensor, method: str,
                    operator: Optional[torch.Tensor] = None, base_energy: Optional[float] = None,
-                   max_neurons: Optional[int] = HE_MAX_NEURONS) -> LayerMetrics:
+                   max_neurons: Optional[int] = HE_MAX_NEURONS,
+                   orth_dev_fro: Optional[float] = None) -> LayerMetrics:
     """Metrics any method has: norm changes, energy drift, and (for rotation
-    methods, given their input-side operator) the orthogonality deviation."""
+    methods, given their input-side operator or its ||M^T M - I||_F) the
+    orthogonality deviation."""
     base, tuned = base.detach(), tuned.detach()
     he_base = base_energy if base_energy is not None else \
         hyperspherical_energy(base, max_neurons, gram_dtype=SNAPSHOT_GRAM_DTYPE)
     he_tuned = hyperspherical_energy(tuned, max_neurons, gram_dtype=SNAPSHOT_GRAM_DTYPE)
-    dev_fro, dev = orthogonality_deviation(operator) if operator is not None else (math.nan, math.nan)
+    d = base.shape[1]
+    if orth_dev_fro is None:
+        orth_dev_fro = orthogonality_deviation(operator)[0] if operator is not None else math.nan
+    dev_fro, dev = orth_dev_fro, orth_dev_fro / math.sqrt(d)
     return LayerMetrics(
         name=name, d=base.shape[1], n=base.shape[0], method=method, angles=[],
         norm_ratio=norm_ratios(base, tuned).tolist(), orth_dev=dev, orth_dev_fro=dev_fro,
@@ -168,7 +184,8 @@ def layer_metrics(name: str, layer, base_energy: Optional[float] = None,
         # fp32 products (fast; ~1e-7 relative error, far below the drifts shown),
         # float64 for the Gram-based quantities computed from them.
         result = weight_metrics(name, layer.original_weight(), layer.merged_weight(torch.float32),
-                                layer.method, layer.operator(torch.float32), base_energy, max_neurons)
+                                layer.method, None, base_energy, max_neurons,
+                                orth_dev_fro=layer.orthogonality_deviation(torch.float32))
         if layer.method == "goft":
             result.angles = layer.angles().detach().double().tolist()
         else:

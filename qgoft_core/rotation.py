@@ -179,6 +179,39 @@ class GivensTree(nn.Module):
         out = mixed.reshape(x.shape[0], padded)
         return out[:, : plan.length] if padded != plan.length else out
 
+    def gram_deviation(self, table: torch.Tensor, row_scale: torch.Tensor | None = None) -> float:
+        """||A^T A - I||_F for A = diag(row_scale) M, without forming M.
+
+        M = S_0 R: stage 0 is block-diagonal and R (all later stages) touches
+        only the survivors s (entry 0 of every stage-0 group), as a small dense
+        R_1. With G_0 = S_0^T S_0 (block-diagonal), D its survivor diagonal and
+        c_g the survivor-to-rest row of group g's block of G_0:
+            A^T A = [[R_1^T D R_1, R_1^T C], [C^T R_1, G_0[rest, rest]]]
+        and, since the c_g sit in disjoint columns,
+            ||A^T A - I||^2 = ||R_1^T D R_1 - I||^2 + 2 sum_g ||(R_1)_g||^2 ||c_g||^2
+                              + ||G_0[rest, rest] - I||^2.
+        The blocks are taken in the table's precision (what the forward
+        applies) and the sums in float64. O(d * block^2 + (d / block)^3) work.
+        """
+        blocks = [b.detach().to(torch.float64) for b in self.stage_blocks(table.detach())]
+        plan = self.plans[0]
+        first = blocks[0]
+        if row_scale is not None:
+            scale = nn.functional.pad(row_scale.detach().to(first), (0, plan.groups * plan.block - plan.length),
+                                      value=1.0)
+            first = first * scale.view(plan.groups, plan.block, 1)
+        g0 = first.transpose(1, 2) @ first
+        eye = torch.eye(plan.block, dtype=torch.float64, device=g0.device)
+        if len(self.plans) == 1:
+            return float((g0 - eye).norm())
+        rest = float((g0[:, 1:, 1:] - eye[1:, 1:]).pow(2).sum())
+        c2 = g0[:, 0, 1:].pow(2).sum(-1)
+        survivors = torch.eye(plan.groups, dtype=torch.float64, device=g0.device)
+        r1 = self._apply_stages_transposed(survivors, [b.transpose(-1, -2) for b in blocks], 1).T
+        top = r1.T @ (g0[:, 0, 0].unsqueeze(1) * r1) - survivors
+        cross = float((r1.pow(2).sum(1) * c2).sum())
+        return (float(top.pow(2).sum()) + 2.0 * cross + rest) ** 0.5
+
     def dense(self, table: torch.Tensor) -> torch.Tensor:
         """The d x d operator M itself (for merging, metrics and tests)."""
         eye = torch.eye(self.d, dtype=table.dtype, device=table.device)

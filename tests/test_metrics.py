@@ -246,3 +246,15 @@ def test_adapter_metrics_on_a_tiny_model(tiny, method):
     else:
         assert summary["max_abs_he_drift"] > 0 and summary["max_orth_dev"] > 0
     assert summarize({}) == {}
+
+
+def test_block_polar_closed_form_matches_the_svd_polar_factor():
+    b = torch.randn(4000, 2, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    out = block_polar(b)
+    u, s, vh = torch.linalg.svd(b)
+    rot = u @ vh
+    reference = torch.atan2(rot[..., 1, 0], rot[..., 0, 0])
+    gap = (out["angle"] - reference).abs()
+    assert float(torch.minimum(gap, 2 * math.pi - gap).max()) < 1e-12
+    torch.testing.assert_close(out["scales"], s, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(out["det"], torch.linalg.det(b), atol=1e-12, rtol=0)

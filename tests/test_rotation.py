@@ -274,3 +274,25 @@ def test_rotation_stays_fp32_under_autocast():
         under_autocast = tree.apply(x, table)
     assert under_autocast.dtype == torch.float32
     assert torch.allclose(under_autocast, exact, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("d", [2, 5, 16, 17, 31, 127, 256, 257, 384, 1000, 4097])
+@pytest.mark.parametrize("kind", ["goft", "qgoft"])
+@pytest.mark.parametrize("scaled", [False, True])
+def test_gram_deviation_equals_the_dense_gram(d, kind, scaled):
+    # The structured formula against ||A^T A - I||_F of the dense operator,
+    # for one, two, three and four stages (d = 4097 needs four).
+    table = givens_table(random_angles(d, dtype=torch.float64)) if kind == "goft" else \
+        quasi_table(random_blocks(d))
+    scale = (1 + 0.3 * torch.randn(d, generator=torch.Generator().manual_seed(d), dtype=torch.float64)) \
+        if scaled else None
+    tree = GivensTree(d)
+    a = tree.dense(table) if scale is None else scale.unsqueeze(1) * tree.dense(table)
+    expected = float((a.T @ a - torch.eye(d, dtype=torch.float64)).norm())
+    assert tree.gram_deviation(table, scale) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_gram_deviation_of_a_strict_fp32_rotation_is_rounding_only():
+    tree = GivensTree(1536)
+    assert tree.gram_deviation(givens_table(random_angles(1536))) < 1e-5
+    assert tree.gram_deviation(givens_table(random_angles(1536, dtype=torch.float64))) < 1e-12

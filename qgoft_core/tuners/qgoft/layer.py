@@ -89,6 +89,12 @@ class QGOFTLayer(nn.Module):
             m = self.qgoft_scale_in.to(dtype).unsqueeze(1) * m
         return m
 
+    def orthogonality_deviation(self, dtype: torch.dtype = torch.float32) -> float:
+        """||A^T A - I||_F of the operator A = diag(s_in) M as applied in `dtype`
+        (fp32: what training uses), without forming the d x d matrix."""
+        scale = self.qgoft_scale_in if self.scaling == "input" else None
+        return self.tree.gram_deviation(self.block_table(dtype), scale)
+
     def base_weight(self) -> torch.Tensor:
         """The frozen weight in torch layout (out, in), as stored (merged or not)."""
         w = self.base_layer.weight
