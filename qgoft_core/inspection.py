@@ -23,6 +23,7 @@ import re
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -73,6 +74,34 @@ class InspectionError(ValueError):
     """An adapter that cannot be inspected; the message names the problem."""
 
 
+WeightPair = Callable[[], tuple[torch.Tensor, torch.Tensor]]
+
+
+class LazySpectra(Mapping):
+    """{layer: (singular values of W, of W')}, each computed when first read.
+
+    Two SVDs per layer cost seconds for a whole model (most of an inspection's
+    time), while a person looks at one layer's spectrum at a time.
+    """
+
+    def __init__(self, pairs: Optional[dict[str, WeightPair]] = None):
+        self._pairs = dict(pairs or {})
+        self._values: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __getitem__(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if name not in self._values:
+            with torch.no_grad():
+                w, tuned = self._pairs[name]()
+                self._values[name] = (torch.linalg.svdvals(w).numpy(), torch.linalg.svdvals(tuned).numpy())
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._pairs)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+
 # ---------------------------------------------------------------------------
 # The result
 # ---------------------------------------------------------------------------
@@ -87,7 +116,10 @@ class AdapterReport:
     flags: list[str]  # health problems, one sentence each, naming the layer
     angles: dict[str, np.ndarray] = field(default_factory=dict)  # radians, for heatmap/histogram
     norm_ratios: dict[str, np.ndarray] = field(default_factory=dict)  # with the base only
-    spectra: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # (W, W') singular values
+    spectra: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=LazySpectra)  # (W, W') SVs
+    # |‖W'‖_F / ‖W‖_F - 1| per layer: the root-sum-square of the singular values
+    # changes exactly when the spectrum's overall size does (0 for any rotation).
+    spectrum_change: dict[str, float] = field(default_factory=dict)
     scales: dict[str, np.ndarray] = field(default_factory=dict)
     adapter_params: int = 0  # rotation / LoRA / OFT tensors
     saved_params: int = 0  # modules trained in full and saved alongside (e.g. a classifier head)
@@ -179,13 +211,10 @@ class AdapterReport:
                                "Norm changes need the base model: inspect again with a base model.")
 
     def spectrum_layer(self) -> Optional[str]:
-        """The layer whose singular values changed most (relative), or None without spectra."""
-        def change(name: str) -> float:
-            base, tuned = (np.sort(s)[::-1] for s in self.spectra[name])
-            with np.errstate(divide="ignore", invalid="ignore"):
-                rel = np.abs(tuned - base) / np.where(base > 0, base, np.nan)
-            return float(np.nanmax(rel)) if np.isfinite(rel).any() else 0.0
-        return max(self.spectra, key=change) if self.spectra else None
+        """The layer whose spectrum grew or shrank most (Frobenius norm), or None without a base."""
+        if not self.spectra:
+            return None
+        return max(self.spectra, key=lambda name: self.spectrum_change.get(name, 0.0))
 
     def spectrum_figure(self, layer: Optional[str] = None) -> go.Figure:
         layer = layer or self.spectrum_layer()
@@ -216,7 +245,7 @@ class AdapterReport:
              self.norm_change_figure()),
             ("Spectrum" + (f" of {spectrum_layer}" if spectrum_layer else ""),
              "Singular values of the pretrained and the tuned weight of the layer whose spectrum changed "
-             "most. A rotation without scaling leaves them unchanged.", self.spectrum_figure(spectrum_layer)),
+             "most in size (Frobenius norm). A rotation without scaling leaves them unchanged.", self.spectrum_figure(spectrum_layer)),
             ("Per-layer table", definitions, F.rows_to_html_table(self.layers, columns)),
         ]
         return F.html_report(title, sections)
@@ -781,9 +810,12 @@ def _load_onto(report: AdapterReport, host, folder: Path):
                               f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
 
 
-@torch.no_grad()
-def _tuned_weights(report: AdapterReport, host, folder: Path, weights: Path) -> dict[str, tuple]:
-    """{layer: (W, W')} as float64 (out, in) tensors, with the adapter applied by its own library."""
+def _tuned_weights(report: AdapterReport, host, folder: Path, weights: Path) -> dict[str, WeightPair]:
+    """{layer: () -> (W, W')}, float64 (out, in) tensors, with the adapter applied by its own library.
+
+    Functions, not tensors: they keep only the loaded model (the shared frozen
+    base plus the adapter), so one layer's pair can be rebuilt when needed.
+    """
     from .metrics import torch_weight
     names = [r["module"] for r in report.layers]
     with tempfile.TemporaryDirectory(prefix="qgoft-stage-") as staged:
@@ -794,20 +826,26 @@ def _tuned_weights(report: AdapterReport, host, folder: Path, weights: Path) -> 
         model = _load_onto(report, host, Path(staged))
     if report.method in ("goft", "qgoft"):
         layers = model.adapter_layers()
-        return {n: (layers[n].original_weight().double(), layers[n].merged_weight(torch.float64))
-                for n in names if n in layers}
+
+        def ours(layer) -> WeightPair:
+            @torch.no_grad()
+            def pair():
+                return layer.original_weight().double(), layer.merged_weight(torch.float64)
+            return pair
+        return {n: ours(layers[n]) for n in names if n in layers}
+
+    def peft(layer) -> WeightPair:
+        @torch.no_grad()
+        def pair():
+            base_layer = layer.get_base_layer()
+            w = torch_weight(base_layer)
+            out = layer(torch.eye(w.shape[1], dtype=w.dtype))  # affine in x: probing with I reads W'
+            if getattr(base_layer, "bias", None) is not None:
+                out = out - base_layer.bias
+            return w.double(), out.double().T
+        return pair
     inner = model.base_model.model
-    result = {}
-    for name in names:
-        layer = inner.get_submodule(name)
-        base_layer = layer.get_base_layer()
-        w = torch_weight(base_layer)
-        eye = torch.eye(w.shape[1], dtype=w.dtype)
-        out = layer(eye)  # a PEFT linear layer is affine in x: probing with I reads its weight
-        if getattr(base_layer, "bias", None) is not None:
-            out = out - base_layer.bias
-        result[name] = (w.double(), out.double().T)
-    return result
+    return {name: peft(inner.get_submodule(name)) for name in names}
 
 
 def _compare_with_base(report: AdapterReport, config: dict, tensors: dict, folder: Path, weights: Path,
@@ -821,17 +859,18 @@ def _compare_with_base(report: AdapterReport, config: dict, tensors: dict, folde
     model_order = [name for name, _ in host.named_modules()]  # before an adapter renames anything
     pairs = _tuned_weights(report, host, folder, weights)
     _sort_layers(report, model_order)
+    report.spectra = LazySpectra(pairs)
     for row in report.layers:
         if row["module"] not in pairs:
             continue
-        w, tuned = pairs[row["module"]]
+        w, tuned = pairs[row["module"]]()
+        report.spectrum_change[row["module"]] = abs(float(tuned.norm() / w.norm().clamp_min(1e-300)) - 1.0)
         # float32, like the training snapshots: float64 ratios of a strict rotation spread over a
         # few ulps around 1, too narrow a range for numpy to bin.
         ratios = M.norm_ratios(w, tuned).numpy().astype(np.float32)
         report.norm_ratios[row["module"]] = ratios
         row["norm ratio min"], row["norm ratio max"] = float(ratios.min()), float(ratios.max())
         row["HE drift"] = M.relative_drift(M.hyperspherical_energy(tuned), M.hyperspherical_energy(w))
-        report.spectra[row["module"]] = (torch.linalg.svdvals(w).numpy(), torch.linalg.svdvals(tuned).numpy())
         if row["n/r"] is None and report.method in ("goft", "qgoft", "boft"):
             row["n/r"] = int(w.shape[0])  # out features, now known
         if row["d"] is None:

@@ -299,3 +299,22 @@ def test_a_base_the_adapter_does_not_fit_is_named(tiny_base, tmp_path):
     other = build_tiny_base(hidden=16)  # same id, different shapes
     with pytest.raises(InspectionError, match="does not fit the base model"):
         inspect_adapter(tmp_path / "goft", base_model=other)
+
+
+def test_spectra_are_computed_only_when_read_and_the_scaled_layer_is_shown(tiny_base, tmp_path, monkeypatch):
+    def scale_one_layer(model):
+        layer = next(iter(model.adapter_layers().values()))
+        layer.qgoft_scale_out.fill_(2.0)  # its singular values double; the others are rotations
+    model = save_ours(tiny_base, tmp_path / "scaled", scaling="output", edit=scale_one_layer)
+    calls = []
+    real = torch.linalg.svdvals
+    monkeypatch.setattr(torch.linalg, "svdvals", lambda a: calls.append(a.shape) or real(a))
+    report = inspect_adapter(tmp_path / "scaled", base_model=tiny_base)
+    assert calls == [] and len(report.spectra) == len(report.layers)
+    scaled = next(iter(model.adapter_layers()))
+    assert report.spectrum_layer() == scaled
+    base_sv, tuned_sv = report.spectra[scaled]
+    assert len(calls) == 2
+    np.testing.assert_allclose(tuned_sv, 2 * base_sv, rtol=1e-9)
+    report.spectra[scaled]
+    assert len(calls) == 2  # kept once computed
