@@ -18,6 +18,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
+from torch import nn
 
 from . import metrics as M
 from .methods import METHODS, MethodSettings, Tuned, build_tuned, new_classifier
@@ -150,6 +151,15 @@ def encode(base: BaseModel, texts: tuple[str, ...], labels: tuple[int, ...], max
         return _encode_cache[key]
 
 
+# Pooled base-model embeddings of a held-out split: at step 0 every method's
+# encoder is exactly the base (identity at initialisation), so the step-0
+# evaluation and the similarity probe need only the head on these. Shared by
+# all runs on the same base and data, which makes the first chart of a run
+# appear without a full held-out forward.
+_base_embedding_cache: dict[tuple, torch.Tensor] = {}
+_base_embedding_lock = threading.Lock()
+
+
 @dataclass
 class RunHistory:
     steps: list[dict] = field(default_factory=list)
@@ -194,7 +204,8 @@ class TrainingRun:
         self.energy_cache = M.BaseEnergyCache()
         self._probe = self.test_data.batch(range(min(PROBE_EXAMPLES, len(self.test_data.ids))),
                                            self.pad_id, self.device)
-        self.base_embeddings = self._embed(self._probe)
+        self.base_test_embeddings = self._base_test_embeddings()
+        self.base_embeddings = self.base_test_embeddings[: len(self._probe["labels"])]
         self._base_retention: Optional[float] = None
         self._restart()
 
@@ -296,19 +307,40 @@ class TrainingRun:
         with torch.no_grad(), self._autocast():
             return self.tuned.classifier().embed(batch["input_ids"], batch["attention_mask"]).float().cpu()
 
+    def _base_test_embeddings(self) -> torch.Tensor:
+        """Pooled embeddings of the held-out split by the untrained encoder (= the base), cached."""
+        key = (self.base.model_id, id(self.base.encoder), id(self.test_data), self.base.pooling, str(self.device))
+        with _base_embedding_lock:
+            if key not in _base_embedding_cache:
+                n = len(self.test_data.ids)
+                chunks = [self._embed(self.test_data.batch(range(lo, min(n, lo + 64)), self.pad_id, self.device))
+                          for lo in range(0, n, 64)]
+                _base_embedding_cache[key] = torch.cat(chunks)
+            return _base_embedding_cache[key]
+
     @torch.no_grad()
     def evaluate(self) -> dict:
         """Held-out accuracy and loss, plus similarity of representations to the base."""
         data, n = self.test_data, len(self.test_data.ids)
-        correct, loss_sum = 0, 0.0
-        for lo in range(0, n, 64):
-            batch = data.batch(range(lo, min(n, lo + 64)), self.pad_id, self.device)
-            with self._autocast():
-                out = self.tuned.model(**batch)
-            correct += int((out.logits.argmax(-1) == batch["labels"]).sum())
-            loss_sum += float(out.loss) * len(batch["labels"])
+        if self.step_count == 0:
+            # Untrained: the encoder is the base model exactly, so only the head runs.
+            head = self.tuned.classifier().head
+            logits = head(self.base_test_embeddings.to(self.device, head.weight.dtype)).float()
+            labels = data.labels.to(self.device)
+            correct = int((logits.argmax(-1) == labels).sum())
+            loss_sum = float(nn.functional.cross_entropy(logits, labels)) * n
+            tuned_probe = self.base_embeddings
+        else:
+            correct, loss_sum = 0, 0.0
+            for lo in range(0, n, 64):
+                batch = data.batch(range(lo, min(n, lo + 64)), self.pad_id, self.device)
+                with self._autocast():
+                    out = self.tuned.model(**batch)
+                correct += int((out.logits.argmax(-1) == batch["labels"]).sum())
+                loss_sum += float(out.loss) * len(batch["labels"])
+            tuned_probe = self._embed(self._probe)
         record = {"step": self.step_count, "accuracy": correct / n, "loss": loss_sum / n,
-                  "cka": M.linear_cka(self.base_embeddings, self._embed(self._probe))}
+                  "cka": M.linear_cka(self.base_embeddings, tuned_probe)}
         self.history.evals.append(record)
         return record
 

@@ -177,3 +177,16 @@ def test_a_nan_loss_stops_the_run_and_leaves_the_adapter_untouched(tiny_base):
         hook.remove()
     assert run.stopped_reason and "lower the learning rate" in run.stopped_reason
     assert_same_state(run.tuned.trainable_state(), good)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_step_zero_evaluation_from_cached_base_embeddings_equals_a_full_forward(tiny_base, method):
+    # Step 0 reads the base's cached embeddings (every method starts at the base
+    # exactly); it must give what running the model on the held-out set gives.
+    run = make_run(tiny_base, method=method, **({"boft_block_size": 4} if method == "boft" else {}))
+    shortcut = run.evaluate()
+    run.step_count = 1  # take the full forward path on the same, still untrained, model
+    full = run.evaluate()
+    assert shortcut["accuracy"] == full["accuracy"]
+    assert shortcut["loss"] == pytest.approx(full["loss"], rel=1e-5)
+    assert shortcut["cka"] == pytest.approx(full["cka"], abs=1e-6)
