@@ -273,7 +273,7 @@ def _wait_for_slot(registry: RunRegistry, visitor: Visitor) -> Iterator[dict[str
         if place == 0:
             return True
         load = registry.load()
-        yield _message_views(visitor, "waiting", f"⏳ Server busy: {load['active']} runs are training (the limit "
+        yield _message_views(visitor, "waiting", f"Server busy: {load['active']} runs are training (the limit "
                              f"is {load['limit']}); you are number {place} of {load['waiting']} waiting. "
                              "Training starts by itself when a slot frees up.")
         visitor.stop.wait(WAIT_POLL)
@@ -405,7 +405,7 @@ def step_once(registry: RunRegistry, session: Optional[str], controls: Controls)
         except ServerBusy as exc:
             return _message_views(visitor, "error", _problem(exc))
         if place:
-            return _message_views(visitor, "waiting", f"⏳ Server busy: {registry.load()['active']} runs are "
+            return _message_views(visitor, "waiting", f"Server busy: {registry.load()['active']} runs are "
                                   "training. Try again in a moment.")
         try:
             run, note = prepare_run(registry, visitor, controls)

@@ -97,7 +97,8 @@ def build_train_tab(ctx: AppContext) -> None:
                                info="GOFT / qGOFT only: learned scales on top of the rotation.")
             layers = gr.Radio(choices=LAYER_CHOICES, value="all", label="Target layers", elem_id="layers",
                               info="Which linear layers of every block get an adapter.")
-            lam = gr.Number(value=0.01, minimum=0, maximum=10, step=0.01, label="λ (orthogonality penalty)", elem_id="lam",
+            lam = gr.Number(value=0.01, minimum=0, maximum=10, step=0.01, label="λ (orthogonality penalty)",
+                            elem_id="lam",
                             info="qGOFT only: weight of λ·Σ⟨α,β⟩², which keeps the blocks near-orthogonal; "
                                  "acts at once, even while training.")
             lr = gr.Number(value=DEFAULT_LR["qgoft"], minimum=1e-6, maximum=1.0, step=0.0005, label="Learning rate",
@@ -290,7 +291,7 @@ def build_train_tab(ctx: AppContext) -> None:
         visitor.uploaded_label = f"Your data: {data.name} ({rows} rows, {data.num_labels} classes)"
         note = "\n".join(f"- {w}" for w in warnings[:10])
         more = f"\n- … and {len(warnings) - 10} more" if len(warnings) > 10 else ""
-        text = f"✅ Loaded **{data.name}**: {len(data.train_texts)} training and {len(data.test_texts)} " \
+        text = f"Loaded **{data.name}**: {len(data.train_texts)} training and {len(data.test_texts)} " \
                f"held-out examples, labels {', '.join(data.label_names)}."
         if note:
             text += f"\n\nSkipped or noted:\n{note}{more}"
