@@ -66,12 +66,13 @@ def launch_kwargs(ctx_settings=None) -> dict:
 
 
 def preload_default_model() -> threading.Thread:
-    """Load the shared frozen base in the background: the page is up at once, the first run is quick."""
-    from qgoft_core.models import load_base
+    """Load the shared frozen base and warm the first run's caches in the background: the page is
+    up at once, and the first press of Train draws its charts within seconds."""
+    from ui.train_session import warm_up
 
     def load() -> None:
         try:
-            load_base()
+            warm_up()
         except Exception as exc:  # noqa: BLE001 - the first run reports it properly
             print(f"qGOFT Explorer: could not preload the default model: {exc}")
 

@@ -238,3 +238,22 @@ def test_target_layer_groups(tiny_base_dir):  # noqa: F811
     assert attention and all("attention" in n for n in attention)
     assert sorted(n.split("layer.0.")[1] for n in mlp) == ["intermediate.dense", "output.dense"]
     assert not set(attention) & set(mlp)
+
+
+def test_warm_up_fills_the_caches_a_first_run_needs(tiny_base_dir, monkeypatch):  # noqa: F811
+    # After the app's start-up warm-up, a visitor's first run reaches its first chart
+    # (step-0 evaluation and snapshot) without running the encoder.
+    from qgoft_core import training
+    from ui.context import AppSettings
+    from ui.runs import RunRegistry
+    from ui.train_session import Controls, prepare_run, warm_up
+    controls = Controls(model=tiny_base_dir, steps=2, batch_size=4)
+    warm_up(controls)
+    calls = []
+    original = training.TrainingRun._embed
+    monkeypatch.setattr(training.TrainingRun, "_embed", lambda self, batch: calls.append(1) or original(self, batch))
+    registry = RunRegistry(AppSettings())
+    run, _ = prepare_run(registry, registry.visitor("first"), controls)
+    record = run.evaluate()
+    run.snapshot()
+    assert calls == [] and 0.0 <= record["accuracy"] <= 1.0

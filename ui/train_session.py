@@ -147,6 +147,23 @@ def prepare_run(registry: RunRegistry, visitor: Visitor, controls: Controls) -> 
     return new_run, note
 
 
+def warm_up(controls: Controls = Controls()) -> None:
+    """Do once, before anyone presses Train, what every first run on these settings needs.
+
+    Loads the base, tokenises the task, and fills the caches shared by all runs on this
+    base: the base's held-out embeddings (step-0 evaluation) and its layer energies.
+    """
+    base = load_base(controls.model)
+    from demos.tasks import load_builtin_task
+    task = load_builtin_task(controls.task)
+    config = RunConfig(model=controls.model, task=task.name, method=controls.method, steps=controls.steps,
+                       batch_size=controls.batch_size, seed=controls.seed, device=run_device(),
+                       target_modules=target_modules(base, controls.layers))
+    run = TrainingRun(config, task=task, base=base)
+    run.energy_cache = _base_energies.setdefault(controls.model, run.energy_cache)
+    run.layer_metrics()
+
+
 def _apply_live(run: TrainingRun, controls: Controls) -> None:
     """Learning rate, lambda and the step target change the current run in place (no restart)."""
     probe = replace(run.config, lr=controls.lr, reg_lambda=controls.lam, steps=controls.steps)
