@@ -4,9 +4,8 @@ Protocol (equal budget for every method):
   1. Train on the first --train-examples sentences of the training split (the
      split is already shuffled, seed 2005) for --epochs epochs, batch
      --batch-size, the default MiniLM, sequences cut to --max-length tokens.
-  2. Learning rate per method: each value of the method's compare-tab rate
-     (qgoft_core.compare.COMPARE_METHODS) times each --grid multiplier is trained
-     with the first seed; the best accuracy on the first --val-examples
+  2. Learning rate per method: GRID_CENTER[method] times each --grid
+     multiplier is trained with the first seed; the best accuracy on the first --val-examples
      validation sentences wins (ties: the smaller rate).
   3. With that rate, every seed in --seeds is trained (the first seed's grid
      run is reused) and measured on the test split (its first --test-examples
@@ -49,6 +48,11 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "rotten_tomatoes"
+# The grid's centre per method: first guesses (the engine's defaults, raised for
+# budgets of a few dozen steps). Fixed here so a rerun grids the same rates; the
+# Compare tab's rates (qgoft_core.compare.COMPARE_METHODS) are this grid's picks.
+GRID_CENTER = {"goft": 5e-3, "qgoft": 5e-3, "qgoft_big_lambda": 5e-3, "lora": 3e-3, "oft_neumann": 3e-3,
+               "oft_exact": 3e-3, "boft": 5e-3, "full": 1e-4, "head": 2e-2}
 LABELS = ("negative", "positive")
 
 
@@ -213,11 +217,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--epochs", type=float, default=2.0)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-length", type=int, default=64)
-    p.add_argument("--grid", default="0.3,1,3", help="learning-rate multipliers of each method's compare rate")
+    p.add_argument("--grid", default="0.3,1,3", help="learning-rate multipliers of GRID_CENTER[method]")
     p.add_argument("--val-examples", type=int, default=1066, help="validation sentences for the grid")
     p.add_argument("--test-examples", type=int, default=1066, help="first N test sentences (all: 1066)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results_quality.json")
+    p.add_argument("--keep-others", action="store_true",
+                   help="keep the other methods already in --json (same protocol required): run a "
+                        "method alone, e.g. one a previous run did not reach, and add it")
     p.add_argument("--dry-run", type=int, default=0, metavar="STEPS",
                    help="time STEPS steps of each method, print the estimated total and stop")
     return p.parse_args(argv)
@@ -250,7 +257,7 @@ def main(argv=None) -> None:
     if args.dry_run:
         total = 0.0
         for key in keys:
-            run, _ = train(key, C.COMPARE_METHODS[key].lr, seeds[0], args.dry_run, args, task, base)
+            run, _ = train(key, GRID_CENTER[key], seeds[0], args.dry_run, args, task, base)
             t0 = time.monotonic()
             accuracy_on(run, val_texts[:64], val_labels[:64])
             eval_per_example = (time.monotonic() - t0) / 64
@@ -265,10 +272,9 @@ def main(argv=None) -> None:
 
     methods, base_retention = [], None
     for key in keys:
-        spec = C.COMPARE_METHODS[key]
         grid, best = [], None
         for factor in multipliers:
-            lr = spec.lr * factor
+            lr = GRID_CENTER[key] * factor
             run, diverged = train(key, lr, seeds[0], steps, args, task, base)
             accuracy = 0.0 if diverged else accuracy_on(run, val_texts, val_labels)
             grid.append({"lr": lr, "val_accuracy": accuracy, "diverged": diverged})
@@ -290,24 +296,41 @@ def main(argv=None) -> None:
                   flush=True)
             del run
         methods.append(summarize(key, runs, grid, lr))
-        _write(args, methods, steps, seeds, multipliers, started, len(val_texts), task)  # partial results survive
-    print("\n" + markdown_table(methods) + "\n")
-    print(verdict(methods))
+        # partial results survive
+        written = _write(args, methods, steps, seeds, multipliers, started, len(val_texts), task)
+    print("\n" + markdown_table(written) + "\n")
+    print(verdict(written))
     print(f"\n# {(time.monotonic() - started) / 60:.1f} min; wrote {args.json}")
 
 
-def _write(args, methods, steps, seeds, multipliers, started, n_val, task) -> None:
-    out = {"command": command(), "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+def _write(args, methods, steps, seeds, multipliers, started, n_val, task) -> list[dict]:
+    """Write the results so far (with --keep-others, merged into the file's); returns what was written."""
+    protocol = {"train_examples": len(task.train_texts), "epochs": args.epochs, "steps": steps,
+                "batch_size": args.batch_size, "max_length": args.max_length,
+                "grid_multipliers": multipliers, "val_examples": n_val, "seeds": seeds,
+                "test_examples": len(task.test_texts)}
+    commands = [command()]
+    if args.keep_others and args.json.exists():
+        from qgoft_core.compare import DEFAULT_METHODS
+        earlier = json.loads(args.json.read_text(encoding="utf-8"))
+        if earlier.get("protocol") != json.loads(json.dumps(protocol)):
+            raise SystemExit(f"--keep-others: {args.json} was made with another protocol: "
+                             f"{earlier.get('protocol')}")
+        ours = {m["key"] for m in methods}
+        methods = [m for m in earlier["methods"] if m["key"] not in ours] + list(methods)
+        methods.sort(key=lambda m: DEFAULT_METHODS.index(m["key"]))
+        previous = earlier.get("commands") or [earlier.get("command")]
+        commands = [c for c in previous if c and c != commands[0]] + commands
+    out = {"command": commands[-1], "commands": commands,
+           "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "versions": versions(), "data": "hub:rotten_tomatoes" if args.hub else str(args.data),
-           "protocol": {"train_examples": len(task.train_texts), "epochs": args.epochs, "steps": steps,
-                        "batch_size": args.batch_size, "max_length": args.max_length,
-                        "grid_multipliers": multipliers, "val_examples": n_val, "seeds": seeds,
-                        "test_examples": len(task.test_texts)},
+           "protocol": protocol,
            "minutes": round((time.monotonic() - started) / 60, 1), "methods": methods,
            "markdown": markdown_table(methods), "verdict": verdict(methods)}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     from qgoft_core.compare import json_safe
     args.json.write_text(json.dumps(json_safe(out), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    return methods
 
 
 if __name__ == "__main__":
