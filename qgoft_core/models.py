@@ -134,10 +134,15 @@ class SentenceClassifier(nn.Module):
             return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
         return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
 
+    def classify(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pooled embeddings, logits): one forward gives both (evaluation also measures similarity)."""
+        pooled = self.embed(input_ids, attention_mask)
+        return pooled, self.head(pooled.to(self.head.weight.dtype))
+
     def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs) -> SequenceClassifierOutput:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        logits = self.head(self.embed(input_ids, attention_mask).to(self.head.weight.dtype))
+        _, logits = self.classify(input_ids, attention_mask)
         loss = None
         if labels is not None:
             loss = nn.functional.cross_entropy(logits.float(), labels)

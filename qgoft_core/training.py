@@ -332,13 +332,17 @@ class TrainingRun:
             tuned_probe = self.base_embeddings
         else:
             correct, loss_sum = 0, 0.0
-            for lo in range(0, n, 64):
+            classifier = self.tuned.classifier()
+            probe_size = len(self._probe["labels"])
+            for lo in range(0, n, 64):  # the first chunk is the similarity probe: its embeddings are kept
                 batch = data.batch(range(lo, min(n, lo + 64)), self.pad_id, self.device)
                 with self._autocast():
-                    out = self.tuned.model(**batch)
-                correct += int((out.logits.argmax(-1) == batch["labels"]).sum())
-                loss_sum += float(out.loss) * len(batch["labels"])
-            tuned_probe = self._embed(self._probe)
+                    pooled, logits = classifier.classify(batch["input_ids"], batch["attention_mask"])
+                    loss = nn.functional.cross_entropy(logits.float(), batch["labels"])
+                if lo == 0:
+                    tuned_probe = pooled[:probe_size].float().cpu()
+                correct += int((logits.argmax(-1) == batch["labels"]).sum())
+                loss_sum += float(loss) * len(batch["labels"])
         record = {"step": self.step_count, "accuracy": correct / n, "loss": loss_sum / n,
                   "cka": M.linear_cka(self.base_embeddings, tuned_probe)}
         self.history.evals.append(record)
