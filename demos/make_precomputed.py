@@ -5,13 +5,10 @@ trained one after another with the same seed and step budget on the offline
 default MiniLM (qgoft_core.compare.run_comparison), and the result is written
 as JSON with the command, library versions, date and machine that made it.
 
-    python demos/make_precomputed.py                       # both tasks, 70 steps, seed 0
+    python demos/make_precomputed.py                       # both tasks, 60 steps, seed 0
     python demos/make_precomputed.py --tasks topic --steps 80
-    python demos/make_precomputed.py --sweep               # the learning-rate check behind COMPARE_METHODS
 
-`--sweep` trains each method at two learning rates on the sentiment task's
-training split with its last 160 examples held out as validation (the test
-split is never used to choose) and writes demos/precomputed/lr_sweep.json.
+The learning rates are COMPARE_METHODS' (chosen by benchmarks/quality.py).
 
 Runs are reproducible on CPU: dropout off, fixed seeds, own data-order
 generator (see qgoft_core/training.py); the seconds per step are this
@@ -21,13 +18,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import shlex
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,16 +33,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from demos.tasks import BUILTIN_TASKS, load_builtin_task  # noqa: E402
+from demos.tasks import BUILTIN_TASKS  # noqa: E402
 from qgoft_core import compare as C  # noqa: E402
-
-SWEEP_LRS = {  # two candidates per method: the engine default and a larger one
-    "goft": (2e-3, 5e-3), "qgoft": (2e-3, 5e-3), "qgoft_big_lambda": (2e-3, 5e-3),
-    "lora": (1e-3, 3e-3), "oft_neumann": (1e-3, 3e-3), "oft_exact": (1e-3, 3e-3),
-    "boft": (2e-3, 5e-3), "full": (5e-5, 1e-4), "head": (5e-3, 2e-2),
-}
-SWEEP_VALIDATION = 160
-
 
 def versions() -> dict[str, str]:
     import peft
@@ -94,55 +81,14 @@ def make_comparison(task: str, seed: int, steps: int, eval_every: int, out_dir: 
     return path
 
 
-def lr_sweep(seed: int, steps: int, out_dir: Path) -> Path:
-    """Each method at its two candidate rates; accuracy on a validation slice of train."""
-    from qgoft_core.training import TrainingRun
-    from qgoft_core.models import load_base
-
-    full = load_builtin_task("sentiment")
-    n = len(full.train_texts) - SWEEP_VALIDATION
-    task = replace(full, name="sentiment-sweep", train_texts=full.train_texts[:n], train_labels=full.train_labels[:n],
-                   test_texts=full.train_texts[n:], test_labels=full.train_labels[n:])
-    base = load_base(None)
-    results = []
-    for key in C.DEFAULT_METHODS:
-        for lr in SWEEP_LRS[key]:
-            config = C.method_config(key, "sentiment", seed, steps, lr=lr, eval_every=steps)
-            run = TrainingRun(config, task=task, base=base)
-            started = time.monotonic()
-            for _ in range(steps):
-                run.step()
-            accuracy = run.evaluate()["accuracy"]
-            results.append({"key": key, "lr": lr, "val_accuracy": accuracy,
-                            "seconds": round(time.monotonic() - started, 1)})
-            print(f"  {key:18s} lr {lr:.0e}  val acc {100 * accuracy:5.1f}%", flush=True)
-    best = {}
-    for r in results:
-        if r["key"] not in best or r["val_accuracy"] > best[r["key"]]["val_accuracy"]:
-            best[r["key"]] = r
-    out = {"command": command(), "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-           "versions": versions(), "device": machine(), "steps": steps, "seed": seed,
-           "validation": f"last {SWEEP_VALIDATION} examples of the sentiment training split",
-           "results": results, "best_lr": {k: v["lr"] for k, v in best.items()}}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "lr_sweep.json"
-    path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
-    print(f"best: {out['best_lr']}\nwrote {path}", flush=True)
-    return path
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="+", default=list(BUILTIN_TASKS), choices=BUILTIN_TASKS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=70, help="training steps per method")
-    parser.add_argument("--eval-every", type=int, default=10, help="steps between curve points")
+    parser.add_argument("--steps", type=int, default=60, help="training steps per method")
+    parser.add_argument("--eval-every", type=int, default=12, help="steps between curve points")
     parser.add_argument("--out", type=Path, default=C.PRECOMPUTED_DIR)
-    parser.add_argument("--sweep", action="store_true", help="run the learning-rate sweep instead")
     args = parser.parse_args(argv)
-    if args.sweep:
-        lr_sweep(args.seed, args.steps, args.out)
-        return
     for task in args.tasks:
         make_comparison(task, args.seed, args.steps, args.eval_every, args.out)
 

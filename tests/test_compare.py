@@ -155,9 +155,7 @@ def test_bad_input_is_explained(tiny_base, tiny_task):
     assert "could not start" in result.row("lora").status
 
 
-@pytest.mark.parametrize("task", ["sentiment", pytest.param("topic", marks=pytest.mark.xfail(
-    reason="compare_topic.json not generated yet (issue 5 open): python demos/make_precomputed.py",
-    raises=FileNotFoundError, strict=False))])
+@pytest.mark.parametrize("task", ["sentiment", "topic"])
 def test_precomputed_comparisons_ship(task):
     result = C.load_precomputed(task)
     assert result.task == task
@@ -165,8 +163,10 @@ def test_precomputed_comparisons_ship(task):
     for row in result.rows:
         assert row.status == "ok"
         assert all(math.isfinite(v) for v in row.numbers().values()), row
-    assert result.row("goft").he_drift < 1e-6
+    assert result.row("goft").he_drift < 1e-6 and result.row("goft").orth_dev < 1e-5
     assert result.meta.get("command") and result.meta.get("versions")
+    # made with the rates the tab runs live (regenerate after changing COMPARE_METHODS)
+    assert {r.key: r.lr for r in result.rows} == {k: m.lr for k, m in C.COMPARE_METHODS.items()}
 
 
 def test_tab_explains_bad_live_input():

@@ -15,7 +15,6 @@ def _table_rows(page) -> list[str]:
     return page.locator("#compare-table tbody tr").all_inner_texts()
 
 
-@pytest.mark.xfail(reason="compare_topic.json not generated yet (issue 5 open)", strict=False)
 def test_compare_tab_loads_a_precomputed_comparison():
     expected = C.load_precomputed("topic")
     demo, _ = build_test_app()
