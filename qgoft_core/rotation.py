@@ -119,11 +119,28 @@ class GivensTree(nn.Module):
         self.d = d
         self.block_levels = block_levels
         self.plans = stage_plans(d, block_levels)
-        for k, plan in enumerate(self.plans):
-            # Not persistent: the layout is a pure function of d, not adapter state.
-            self.register_buffer(f"positions_{k}", plan.slot_positions.reshape(-1), persistent=False)
-            self.register_buffer(f"params_{k}", plan.slot_params, persistent=False)
-            self.register_buffer(f"untouched_{k}", plan.untouched_diagonal, persistent=False)
+        # All stages' blocks are built in one batch: every stage's groups padded to the
+        # largest block and level count (identity there), so one scatter and one chain
+        # of level products serve every stage. Building them stage by stage cost more
+        # in per-op overhead than the whole forward rotation (many tiny tensors).
+        self.block = max(plan.block for plan in self.plans)
+        self.levels = max(plan.levels for plan in self.plans)
+        self.groups = sum(plan.groups for plan in self.plans)
+        positions, params, offset = [], [], 0
+        for plan in self.plans:
+            level, rest = plan.slot_positions.div(plan.groups * plan.block**2, rounding_mode="floor"), \
+                plan.slot_positions.remainder(plan.groups * plan.block**2)
+            group, rest = rest.div(plan.block**2, rounding_mode="floor"), rest.remainder(plan.block**2)
+            row, col = rest.div(plan.block, rounding_mode="floor"), rest.remainder(plan.block)
+            positions.append((((level * self.groups + offset + group) * self.block + row) * self.block + col)
+                             .reshape(-1))
+            params.append(plan.slot_params)
+            offset += plan.groups
+        eye = torch.eye(self.block).expand(self.levels, self.groups, self.block, self.block)
+        # Not persistent: the layout is a pure function of d, not adapter state.
+        self.register_buffer("slot_positions", torch.cat(positions), persistent=False)
+        self.register_buffer("slot_params", torch.cat(params), persistent=False)
+        self.register_buffer("identity_levels", eye.reshape(-1).clone(), persistent=False)
 
     @property
     def num_pairs(self) -> int:
@@ -131,16 +148,16 @@ class GivensTree(nn.Module):
 
     def stage_blocks(self, table: torch.Tensor) -> list[torch.Tensor]:
         """One (groups, block, block) tensor per stage, from a (d, 4) table."""
-        out = []
-        for k, plan in enumerate(self.plans):
-            values = table.index_select(0, getattr(self, f"params_{k}")).reshape(-1)
-            untouched = getattr(self, f"untouched_{k}").to(table.dtype)
-            flat = untouched.scatter(0, getattr(self, f"positions_{k}"), values)
-            levels = flat.view(plan.levels, plan.groups, plan.block, plan.block)
-            product = levels[0]
-            for level in levels[1:]:
-                product = product @ level
-            out.append(product)
+        values = table.index_select(0, self.slot_params).reshape(-1)
+        flat = self.identity_levels.to(table.dtype).scatter(0, self.slot_positions, values)
+        levels = flat.view(self.levels, self.groups, self.block, self.block)
+        product = levels[0]
+        for level in levels[1:]:
+            product = product @ level
+        out, offset = [], 0
+        for plan in self.plans:
+            out.append(product[offset: offset + plan.groups, : plan.block, : plan.block])
+            offset += plan.groups
         return out
 
     def apply(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
