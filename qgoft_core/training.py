@@ -202,10 +202,9 @@ class TrainingRun:
         self.tuned.model.eval()  # dropout off: exact reproducibility (see module docstring)
         self.initial_state = self.tuned.trainable_state()
         self.energy_cache = M.BaseEnergyCache()
-        self._probe = self.test_data.batch(range(min(PROBE_EXAMPLES, len(self.test_data.ids))),
-                                           self.pad_id, self.device)
+        self._probe_size = min(PROBE_EXAMPLES, len(self.test_data.ids))  # the first held-out chunk
         self.base_test_embeddings = self._base_test_embeddings()
-        self.base_embeddings = self.base_test_embeddings[: len(self._probe["labels"])]
+        self.base_embeddings = self.base_test_embeddings[: self._probe_size]
         self._base_retention: Optional[float] = None
         self._restart()
 
@@ -307,44 +306,41 @@ class TrainingRun:
         with torch.no_grad(), self._autocast():
             return self.tuned.classifier().embed(batch["input_ids"], batch["attention_mask"]).float().cpu()
 
+    def _test_batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        """The held-out split in chunks of PROBE_EXAMPLES: the first chunk is the similarity probe."""
+        n = len(self.test_data.ids)
+        for lo in range(0, n, PROBE_EXAMPLES):
+            yield self.test_data.batch(range(lo, min(n, lo + PROBE_EXAMPLES)), self.pad_id, self.device)
+
     def _base_test_embeddings(self) -> torch.Tensor:
         """Pooled embeddings of the held-out split by the untrained encoder (= the base), cached."""
         key = (self.base.model_id, id(self.base.encoder), id(self.test_data), self.base.pooling, str(self.device))
         with _base_embedding_lock:
             if key not in _base_embedding_cache:
-                n = len(self.test_data.ids)
-                chunks = [self._embed(self.test_data.batch(range(lo, min(n, lo + 64)), self.pad_id, self.device))
-                          for lo in range(0, n, 64)]
-                _base_embedding_cache[key] = torch.cat(chunks)
+                _base_embedding_cache[key] = torch.cat([self._embed(batch) for batch in self._test_batches()])
             return _base_embedding_cache[key]
 
     @torch.no_grad()
     def evaluate(self) -> dict:
         """Held-out accuracy and loss, plus similarity of representations to the base."""
-        data, n = self.test_data, len(self.test_data.ids)
+        classifier = self.tuned.classifier()
         if self.step_count == 0:
             # Untrained: the encoder is the base model exactly, so only the head runs.
-            head = self.tuned.classifier().head
-            logits = head(self.base_test_embeddings.to(self.device, head.weight.dtype)).float()
-            labels = data.labels.to(self.device)
-            correct = int((logits.argmax(-1) == labels).sum())
-            loss_sum = float(nn.functional.cross_entropy(logits, labels)) * n
-            tuned_probe = self.base_embeddings
+            probe = self.base_embeddings
+            logits = classifier.head(self.base_test_embeddings.to(self.device, classifier.head.weight.dtype))
         else:
-            correct, loss_sum = 0, 0.0
-            classifier = self.tuned.classifier()
-            probe_size = len(self._probe["labels"])
-            for lo in range(0, n, 64):  # the first chunk is the similarity probe: its embeddings are kept
-                batch = data.batch(range(lo, min(n, lo + 64)), self.pad_id, self.device)
+            probe, chunks = None, []
+            for batch in self._test_batches():
                 with self._autocast():
-                    pooled, logits = classifier.classify(batch["input_ids"], batch["attention_mask"])
-                    loss = nn.functional.cross_entropy(logits.float(), batch["labels"])
-                if lo == 0:
-                    tuned_probe = pooled[:probe_size].float().cpu()
-                correct += int((logits.argmax(-1) == batch["labels"]).sum())
-                loss_sum += float(loss) * len(batch["labels"])
-        record = {"step": self.step_count, "accuracy": correct / n, "loss": loss_sum / n,
-                  "cka": M.linear_cka(self.base_embeddings, tuned_probe)}
+                    pooled, chunk_logits = classifier.classify(batch["input_ids"], batch["attention_mask"])
+                if probe is None:
+                    probe = pooled[: self._probe_size].float().cpu()
+                chunks.append(chunk_logits)
+            logits = torch.cat(chunks)
+        logits, labels = logits.float(), self.test_data.labels.to(self.device)
+        record = {"step": self.step_count, "accuracy": int((logits.argmax(-1) == labels).sum()) / len(labels),
+                  "loss": float(nn.functional.cross_entropy(logits, labels)),
+                  "cka": M.linear_cka(self.base_embeddings, probe)}
         self.history.evals.append(record)
         return record
 
