@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterator, Optional
 
 from qgoft_core.models import DEFAULT_MODEL_ID, ModelLoadError, load_base
-from qgoft_core.training import RunConfig, TrainingConfigError, TrainingDiverged, TrainingRun
+from qgoft_core.training import STEP_CAP, RunConfig, TrainingConfigError, TrainingDiverged, TrainingRun
 from qgoft_core.tuners.qgoft.targets import find_targets
 
 from ui import train_views as V
@@ -126,25 +126,30 @@ def prepare_run(registry: RunRegistry, visitor: Visitor, controls: Controls) -> 
         _apply_live(run, controls)
         return run, ""
     model_id = registry.check_model(controls.model)
+    new_run = _new_run(model_id, controls, _task_for(controls, visitor), settings.max_steps)
+    note = "Settings changed: this is a new run from step 0." if run is not None else ""
+    visitor.run, visitor.run_key, visitor.run_seconds = new_run, key, 0.0
+    return new_run, note
+
+
+def _new_run(model_id: str, controls: Controls, task, max_steps: int) -> TrainingRun:
+    """A fresh run for these settings on the shared base, with the base's layer energies shared too."""
     base = load_base(model_id)
-    task = _task_for(controls, visitor)
     scaling = SCALING_VALUES.get(controls.scaling, controls.scaling)
     config = RunConfig(model=model_id, task=task.name, method=controls.method,
                        scaling=scaling if controls.method in ("goft", "qgoft") else None,
                        reg_lambda=controls.lam, target_modules=target_modules(base, controls.layers),
                        lr=controls.lr, steps=controls.steps, batch_size=controls.batch_size, seed=controls.seed,
-                       device=run_device(), max_steps=settings.max_steps)
+                       device=run_device(), max_steps=max_steps)
     try:
-        new_run = TrainingRun(config, task=task, base=base)
+        run = TrainingRun(config, task=task, base=base)
     except ValueError as exc:  # e.g. a target that is not a linear layer
         if isinstance(exc, TrainingConfigError):
             raise
         raise TrainingConfigError(str(exc)) from None
     # The energies of the frozen base weights are the same for every run on this base: compute them once.
-    new_run.energy_cache = _base_energies.setdefault(model_id, new_run.energy_cache)
-    note = "Settings changed: this is a new run from step 0." if run is not None else ""
-    visitor.run, visitor.run_key, visitor.run_seconds = new_run, key, 0.0
-    return new_run, note
+    run.energy_cache = _base_energies.setdefault(model_id, run.energy_cache)
+    return run
 
 
 def warm_up(controls: Controls = Controls()) -> None:
@@ -153,15 +158,8 @@ def warm_up(controls: Controls = Controls()) -> None:
     Loads the base, tokenises the task, and fills the caches shared by all runs on this
     base: the base's held-out embeddings (step-0 evaluation) and its layer energies.
     """
-    base = load_base(controls.model)
     from demos.tasks import load_builtin_task
-    task = load_builtin_task(controls.task)
-    config = RunConfig(model=controls.model, task=task.name, method=controls.method, steps=controls.steps,
-                       batch_size=controls.batch_size, seed=controls.seed, device=run_device(),
-                       target_modules=target_modules(base, controls.layers))
-    run = TrainingRun(config, task=task, base=base)
-    run.energy_cache = _base_energies.setdefault(controls.model, run.energy_cache)
-    run.layer_metrics()
+    _new_run(controls.model, controls, load_builtin_task(controls.task), STEP_CAP).layer_metrics()
 
 
 def _apply_live(run: TrainingRun, controls: Controls) -> None:
