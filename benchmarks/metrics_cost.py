@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qgoft_core import QGOFTConfig, get_qgoft_model, share_base  # noqa: E402
 from qgoft_core.metrics import BaseEnergyCache, adapter_metrics, linear_cka  # noqa: E402
-from qgoft_core.models import load_base  # noqa: E402
+from qgoft_core.explore.models import load_base  # noqa: E402
 
 
 def measure(method: str, repeats: int) -> dict[str, float]:

@@ -13,7 +13,7 @@ Protocol (equal budget for every method):
      sentence embeddings to the base (64 test sentences), hyperspherical-energy
      drift, orthogonality deviation, median seconds per step, and the retention
      probe (Spearman of the base model's sentence-similarity skill, tuned vs
-     base; demos/data retention pairs).
+     base; the built-in retention pairs).
 Reported: mean and sample standard deviation over seeds, a README markdown
 table, the exact command, and a JSON file with every run.
 
@@ -50,7 +50,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "rotten_tomatoes"
 # The grid's centre per method: first guesses (the engine's defaults, raised for
 # budgets of a few dozen steps). Fixed here so a rerun grids the same rates; the
-# Compare tab's rates (qgoft_core.compare.COMPARE_METHODS) are this grid's picks.
+# Compare tab's rates (qgoft_core.explore.compare.COMPARE_METHODS) are this grid's picks.
 GRID_CENTER = {"goft": 5e-3, "qgoft": 5e-3, "qgoft_big_lambda": 5e-3, "lora": 3e-3, "oft_neumann": 3e-3,
                "oft_exact": 3e-3, "boft": 5e-3, "full": 1e-4, "head": 2e-2}
 LABELS = ("negative", "positive")
@@ -85,7 +85,7 @@ def load_splits(data: Path, hub: bool) -> dict[str, tuple[list[str], list[int]]]
 
 
 def make_task(splits, train_examples: int, test_examples: int):
-    from demos.tasks import TextTask
+    from qgoft_core.explore.data.tasks import TextTask
     train_texts, train_labels = splits["train"]
     test_texts, test_labels = splits["test"]
     n, t = min(train_examples, len(train_texts)), min(test_examples, len(test_texts))
@@ -97,7 +97,7 @@ def make_task(splits, train_examples: int, test_examples: int):
 def accuracy_on(run, texts: list[str], labels: list[int]) -> float:
     """Accuracy of a run's current model on other texts (the validation split)."""
     import torch
-    from qgoft_core.training import encode
+    from qgoft_core.explore.training import encode
     data = encode(run.base, tuple(texts), tuple(labels), run.config.max_length)
     correct = 0
     with torch.no_grad():
@@ -109,8 +109,8 @@ def accuracy_on(run, texts: list[str], labels: list[int]) -> float:
 
 
 def train(key: str, lr: float, seed: int, steps: int, args, task, base):
-    from qgoft_core import compare as C
-    from qgoft_core.training import TrainingDiverged, TrainingRun
+    from qgoft_core.explore import compare as C
+    from qgoft_core.explore.training import TrainingDiverged, TrainingRun
     config = C.method_config(key, task.name, seed, steps, lr=lr, batch_size=args.batch_size,
                              max_length=args.max_length, eval_every=steps, max_steps=max(steps, 1))
     run = TrainingRun(config, task=task, base=base)
@@ -124,7 +124,7 @@ def train(key: str, lr: float, seed: int, steps: int, args, task, base):
 
 
 def measure(key: str, run, diverged: str, base_retention: Optional[float]) -> dict[str, Any]:
-    from qgoft_core import compare as C
+    from qgoft_core.explore import compare as C
     spec = C.COMPARE_METHODS[key]
     row = C.CompareRow(key=key, label=spec.label, method=spec.method)
     run.evaluate()  # test split: accuracy and CKA
@@ -143,7 +143,7 @@ def mean_sd(values: list[float]) -> tuple[float, float]:
 
 
 def summarize(key: str, runs: list[dict], grid: list[dict], lr: float) -> dict[str, Any]:
-    from qgoft_core import compare as C
+    from qgoft_core.explore import compare as C
     out: dict[str, Any] = {"key": key, "label": C.COMPARE_METHODS[key].label, "lr": lr, "grid": grid,
                            "runs": runs, "trainable_params": runs[0]["trainable_params"]}
     for name in ("accuracy", "retention_tuned", "retention_kept", "cka", "he_drift", "orth_dev"):
@@ -208,7 +208,7 @@ def versions() -> dict[str, str]:
 
 # -- main -------------------------------------------------------------------------------
 def parse_args(argv=None) -> argparse.Namespace:
-    from qgoft_core.compare import DEFAULT_METHODS
+    from qgoft_core.explore.compare import DEFAULT_METHODS
     p = argparse.ArgumentParser(description="Quality benchmark of the comparison methods on rotten_tomatoes.")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with train/validation/test.jsonl")
     p.add_argument("--hub", action="store_true", help="load datasets' 'rotten_tomatoes' from the hub instead")
@@ -235,8 +235,8 @@ def main(argv=None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     args = parse_args(argv)
-    from qgoft_core import compare as C
-    from qgoft_core.models import load_base
+    from qgoft_core.explore import compare as C
+    from qgoft_core.explore.models import load_base
 
     keys = [k.strip() for k in args.methods.split(",") if k.strip()]
     unknown = [k for k in keys if k not in C.COMPARE_METHODS]
@@ -311,7 +311,7 @@ def _write(args, methods, steps, seeds, multipliers, started, n_val, task) -> li
                 "test_examples": len(task.test_texts)}
     commands = [command()]
     if args.keep_others and args.json.exists():
-        from qgoft_core.compare import DEFAULT_METHODS
+        from qgoft_core.explore.compare import DEFAULT_METHODS
         earlier = json.loads(args.json.read_text(encoding="utf-8"))
         if earlier.get("protocol") != json.loads(json.dumps(protocol)):
             raise SystemExit(f"--keep-others: {args.json} was made with another protocol: "
@@ -328,7 +328,7 @@ def _write(args, methods, steps, seeds, multipliers, started, n_val, task) -> li
            "minutes": round((time.monotonic() - started) / 60, 1), "methods": methods,
            "markdown": markdown_table(methods), "verdict": verdict(methods)}
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    from qgoft_core.compare import json_safe
+    from qgoft_core.explore.compare import json_safe
     args.json.write_text(json.dumps(json_safe(out), indent=1, allow_nan=False) + "\n", encoding="utf-8")
     return methods
 

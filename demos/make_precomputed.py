@@ -1,8 +1,8 @@
 """Make the method comparisons the Compare tab shows instantly (demos/precomputed/).
 
-For each built-in task, every method of qgoft_core.compare.COMPARE_METHODS is
+For each built-in task, every method of qgoft_core.explore.compare.COMPARE_METHODS is
 trained one after another with the same seed and step budget on the offline
-default MiniLM (qgoft_core.compare.run_comparison), and the result is written
+default MiniLM (qgoft_core.explore.compare.run_comparison), and the result is written
 as JSON with the command, library versions, date and machine that made it.
 
     python demos/make_precomputed.py                       # both tasks, 60 steps, seed 0
@@ -33,8 +33,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from demos.tasks import BUILTIN_TASKS  # noqa: E402
-from qgoft_core import compare as C  # noqa: E402
+from qgoft_core.explore.data.tasks import BUILTIN_TASKS  # noqa: E402
+from qgoft_core.explore import compare as C  # noqa: E402
+from demos.comparisons import PRECOMPUTED_DIR, precomputed_path  # noqa: E402
 
 def versions() -> dict[str, str]:
     import peft
@@ -47,7 +48,7 @@ def versions() -> dict[str, str]:
 
 def machine() -> str:
     import torch
-    from qgoft_core.training import configure_cpu_threads
+    from qgoft_core.explore.training import configure_cpu_threads
     configure_cpu_threads()  # what every run will use (QGOFT_THREADS / CPU_CORES / cores)
     return f"CPU, {torch.get_num_threads()} torch thread(s), {os.cpu_count()} cores visible"
 
@@ -75,7 +76,7 @@ def make_comparison(task: str, seed: int, steps: int, eval_every: int, out_dir: 
     assert result is not None
     result.meta["total_seconds"] = round(time.monotonic() - started, 1)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / C.precomputed_path(task).name
+    path = precomputed_path(task, out_dir)
     path.write_text(C.result_to_json(result) + "\n", encoding="utf-8")
     print(f"wrote {path} ({result.meta['total_seconds']:.0f} s)", flush=True)
     return path
@@ -87,7 +88,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=60, help="training steps per method")
     parser.add_argument("--eval-every", type=int, default=12, help="steps between curve points")
-    parser.add_argument("--out", type=Path, default=C.PRECOMPUTED_DIR)
+    parser.add_argument("--out", type=Path, default=PRECOMPUTED_DIR)
     args = parser.parse_args(argv)
     for task in args.tasks:
         make_comparison(task, args.seed, args.steps, args.eval_every, args.out)

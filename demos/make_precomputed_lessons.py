@@ -3,7 +3,7 @@
     nice -n 10 python3 -m demos.make_precomputed_lessons            # every run in demos.presets.RUNS
     nice -n 10 python3 -m demos.make_precomputed_lessons goft lora  # only these
 
-Each run is the real engine (qgoft_core.training.TrainingRun) on the offline
+Each run is the real engine (qgoft_core.explore.training.TrainingRun) on the offline
 MiniLM and the built-in sentiment task: 60 steps, an evaluation and a snapshot
 every 10, and the retention probe at every snapshot. Training is reproducible
 on CPU (dropout off, seeded data order), so rerunning rebuilds the same
@@ -57,7 +57,7 @@ def make_run(run_id: str, out_dir: Path = PRECOMPUTED_DIR) -> dict:
     import torch
 
     import qgoft_core
-    from qgoft_core.training import RunConfig, TrainingRun
+    from qgoft_core.explore.training import RunConfig, TrainingRun
 
     config = RunConfig(**{**COMMON_CONFIG, **RUNS[run_id]})
     start = time.perf_counter()

@@ -1,6 +1,6 @@
 """Teaching presets: pairs of finished training runs that play back instantly.
 
-Each preset compares two runs of the real engine (``qgoft_core.training``) on
+Each preset compares two runs of the real engine (``qgoft_core.explore.training``) on
 the offline MiniLM and the built-in "sentiment" task. The runs were made once
 by ``demos/make_precomputed_lessons.py`` and ship in ``demos/precomputed_lessons/``:
 
@@ -117,7 +117,7 @@ PRESETS: dict[str, Preset] = {p.key: p for p in (
 
 @dataclass
 class PrecomputedRun:
-    """One finished run, ready for the figure functions of ``qgoft_core.figures``."""
+    """One finished run, ready for the figure functions of ``qgoft_core.viz.figures``."""
 
     run_id: str
     config: dict[str, Any]

@@ -4,13 +4,13 @@ The library never imports Gradio; the app and the command line build on it.
 """
 __version__ = "0.1.0"
 
-from .adapter_files import (AdapterFormatError, BaseModelMismatchError, MissingKeysError,
+from qgoft_core.io.adapter_files import (AdapterFormatError, BaseModelMismatchError, MissingKeysError,
                             NotSafetensorsError, ShapeMismatchError, UnexpectedKeysError,
                             UnknownMethodError, load_adapter, save_adapter)
-from .peft_export import PeftExportError, export_peft_oft
-from .layout import num_levels, stage_plans, tree_pairs
-from .rotation import GivensTree, givens_table, quasi_table
-from .tuners.qgoft import QGOFTConfig, QGOFTLayer, QGOFTModel, get_qgoft_model, share_base
+from qgoft_core.io.peft_export import PeftExportError, export_peft_oft
+from qgoft_core.ops.layout import num_levels, stage_plans, tree_pairs
+from qgoft_core.ops.rotation import GivensTree, givens_table, quasi_table
+from qgoft_core.tuners.qgoft import QGOFTConfig, QGOFTLayer, QGOFTModel, get_qgoft_model, share_base
 
 __all__ = [
     "AdapterFormatError", "BaseModelMismatchError", "GivensTree", "MissingKeysError",

@@ -1,4 +1,4 @@
 """`python -m qgoft_core train | inspect | bench`: see qgoft_core.cli."""
-from .cli import main
+from qgoft_core.cli import main
 
 raise SystemExit(main())

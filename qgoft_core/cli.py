@@ -22,7 +22,6 @@ from typing import Optional, Sequence
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
-BENCHMARK_SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "step_time.py"
 
 
 class CliError(Exception):
@@ -43,8 +42,8 @@ def _device(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .methods import METHOD_LABELS, METHODS
-    from .training import DEFAULT_LR
+    from qgoft_core.explore.methods import METHOD_LABELS, METHODS
+    from qgoft_core.explore.training import DEFAULT_LR
 
     parser = _Parser(prog="qgoft", description="GOFT / qGOFT orthogonal fine-tuning from the command line.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{train,inspect,bench}",
@@ -121,8 +120,8 @@ def _output_dir(args) -> Path:
 def _train(args) -> int:
     from tqdm import tqdm
 
-    from .report import write_run_outputs
-    from .training import RunConfig, TrainingDiverged, TrainingRun
+    from qgoft_core.viz.report import write_run_outputs
+    from qgoft_core.explore.training import RunConfig, TrainingDiverged, TrainingRun
 
     config = RunConfig(model=args.model, task=args.task or "sentiment", method=args.method,
                        scaling=None if args.scaling == "none" else args.scaling, reg_lambda=args.reg_lambda,
@@ -131,7 +130,7 @@ def _train(args) -> int:
     config.validate()  # cheap checks before loading anything
     task = None
     if args.data:
-        from .user_data import load_text_file_with_report
+        from qgoft_core.explore.data.user_files import load_text_file_with_report
         task, warnings = load_text_file_with_report(args.data, text_column=args.text_column,
                                                     label_column=args.label_column, seed=args.seed)
         for line in warnings[:5]:
@@ -181,7 +180,7 @@ def _train(args) -> int:
 # inspect and bench
 # ---------------------------------------------------------------------------
 def _inspect(args) -> int:
-    from .inspection import inspect_adapter
+    from qgoft_core.explore.analysis.inspection import inspect_adapter
 
     report = inspect_adapter(args.path, base_model=args.base)
     print(report.to_text(), end="")
@@ -195,23 +194,9 @@ def _inspect(args) -> int:
     return 0
 
 
-def load_benchmark_module(path: Optional[Path] = None):
-    """benchmarks/step_time.py of the source checkout, imported only when asked for."""
-    path = Path(path) if path is not None else BENCHMARK_SCRIPT
-    if not path.is_file():
-        raise CliError(f"the benchmark script is not available ({path} is missing): `bench` runs from a "
-                       "source checkout of qGOFT Explorer, which has benchmarks/step_time.py")
-    spec = importlib.util.spec_from_file_location("qgoft_benchmark_step_time", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses in the script look their module up here
-    spec.loader.exec_module(module)
-    if not hasattr(module, "main"):
-        raise CliError(f"{path} has no main(argv) function")
-    return module
-
-
 def _bench(argv: Sequence[str]) -> int:
-    status = load_benchmark_module().main(list(argv))
+    from qgoft_core.explore import step_time
+    status = step_time.main(list(argv))
     return int(status or 0)
 
 
@@ -220,12 +205,12 @@ def _bench(argv: Sequence[str]) -> int:
 # ---------------------------------------------------------------------------
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is meant for the user (imported lazily: --help stays fast)."""
-    from .adapter_files import AdapterFormatError
-    from .inspection import InspectionError
-    from .models import ModelLoadError
-    from .peft_export import PeftExportError
-    from .training import TrainingConfigError
-    from .user_data import DataFileError
+    from qgoft_core.io.adapter_files import AdapterFormatError
+    from qgoft_core.explore.analysis.inspection import InspectionError
+    from qgoft_core.explore.models import ModelLoadError
+    from qgoft_core.io.peft_export import PeftExportError
+    from qgoft_core.explore.training import TrainingConfigError
+    from qgoft_core.explore.data.user_files import DataFileError
     return (CliError, TrainingConfigError, ModelLoadError, DataFileError, InspectionError,
             AdapterFormatError, PeftExportError)
 

@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
 
 from qgoft_core import QGOFTConfig, get_qgoft_model, share_base  # noqa: E402
-from qgoft_core.models import SentenceClassifier, load_base  # noqa: E402
+from qgoft_core.explore.models import SentenceClassifier, load_base  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,7 +54,7 @@ class TextDataset(torch.utils.data.Dataset):
 def main(argv=None) -> None:
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    from demos.tasks import load_builtin_task
+    from qgoft_core.explore.data.tasks import load_builtin_task
 
     args = parse_args(argv)
 

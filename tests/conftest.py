@@ -129,14 +129,14 @@ TINY_BASE_ID = "tests/tiny-bert-minilm-vocab"
 
 
 def build_tiny_base(hidden: int = 32, layers: int = 2, seed: int = 0):
-    """A qgoft_core.models.BaseModel: a tiny random BERT with the offline MiniLM tokenizer.
+    """A qgoft_core.explore.models.BaseModel: a tiny random BERT with the offline MiniLM tokenizer.
 
     The vocabulary matches the tokenizer, so the built-in text tasks run through
     it exactly as through the real model; hidden 32 / intermediate 64 divide
     PEFT OFT's and BOFT's block sizes. Frozen and in eval mode like load_base().
     """
     import transformers as tf
-    from qgoft_core.models import BaseModel, default_model_path
+    from qgoft_core.explore.models import BaseModel, default_model_path
 
     tokenizer = tf.AutoTokenizer.from_pretrained(str(default_model_path()))
     cfg = tf.BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from qgoft_core import (AdapterFormatError, BaseModelMismatchError, MissingKeysError, NotSafetensorsError,
                         QGOFTConfig, QGOFTLayer, QGOFTModel, ShapeMismatchError, UnexpectedKeysError,
                         UnknownMethodError, get_qgoft_model, load_adapter)
-from qgoft_core.adapter_files import CONFIG_NAME, WEIGHTS_NAME
+from qgoft_core.io.adapter_files import CONFIG_NAME, WEIGHTS_NAME
 from qgoft_core.tuners.qgoft.model import ModulesToSaveWrapper
 
 pytestmark = pytest.mark.usefixtures("single_thread")

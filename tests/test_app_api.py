@@ -140,7 +140,7 @@ def test_idle_visitors_are_released_and_their_runs_freed():
 
 
 def test_model_allow_list():
-    from qgoft_core.models import DEFAULT_MODEL_ID
+    from qgoft_core.explore.models import DEFAULT_MODEL_ID
     from ui.runs import ModelNotAllowed
     registry, _ = make_registry(allowed_models=["prajjwal1/bert-tiny"])
     assert registry.check_model("") == DEFAULT_MODEL_ID
@@ -230,7 +230,7 @@ def test_learning_rate_and_lambda_act_on_the_run_at_once(tiny_base_dir):  # noqa
 
 
 def test_target_layer_groups(tiny_base_dir):  # noqa: F811
-    from qgoft_core.models import load_base
+    from qgoft_core.explore.models import load_base
     from ui.train_session import target_modules
     base = load_base(tiny_base_dir)
     assert target_modules(base, "all") is None
@@ -243,7 +243,7 @@ def test_target_layer_groups(tiny_base_dir):  # noqa: F811
 def test_warm_up_fills_the_caches_a_first_run_needs(tiny_base_dir, monkeypatch):  # noqa: F811
     # After the app's start-up warm-up, a visitor's first run reaches its first chart
     # (step-0 evaluation and snapshot) without running the encoder.
-    from qgoft_core import training
+    from qgoft_core.explore import training
     from ui.context import AppSettings
     from ui.runs import RunRegistry
     from ui.train_session import Controls, prepare_run, warm_up

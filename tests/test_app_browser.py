@@ -124,7 +124,7 @@ def assert_same_outputs(run, folder: Path) -> None:
     import torch
 
     from qgoft_core import QGOFTModel, share_base
-    from qgoft_core.models import SentenceClassifier, load_base
+    from qgoft_core.explore.models import SentenceClassifier, load_base
 
     base = load_base()
     fresh = SentenceClassifier(share_base(base.encoder), num_labels=run.task.num_labels, pooling=base.pooling)

@@ -1,4 +1,4 @@
-"""Smoke tests of benchmarks/step_time.py on a tiny random BertModel.
+"""Smoke tests of the step-time benchmark (qgoft_core.explore.step_time) on a tiny random BertModel.
 
 Every method runs 1 warm-up + 2 timed steps; only that each number is finite
 and positive is checked -- timings are never asserted.
@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks import step_time as st
+from qgoft_core.explore import step_time as st
 
 ROOT = Path(__file__).resolve().parents[1]
 

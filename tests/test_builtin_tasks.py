@@ -1,4 +1,4 @@
-"""Tests for the built-in data sets (demos/data) and their loader (demos/tasks.py)."""
+"""Tests for the built-in data sets (package data of qgoft_core.explore.data) and their loader."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # allow plain `pytest` as well as `python -m pytest`
     sys.path.insert(0, str(ROOT))
 
-from demos import tasks  # noqa: E402
-from demos.tasks import (  # noqa: E402
+from qgoft_core.explore.data import tasks  # noqa: E402
+from qgoft_core.explore.data.tasks import (  # noqa: E402
     BUILTIN_TASKS,
     SimilarityPairs,
     TextTask,
@@ -24,8 +24,8 @@ from demos.tasks import (  # noqa: E402
     load_retention_pairs,
 )
 
-DATA = ROOT / "demos" / "data"
-GENERATOR = DATA / "make_builtin_tasks.py"
+DATA = ROOT / "qgoft_core" / "explore" / "data" / "builtin"
+GENERATOR = ROOT / "demos" / "datagen" / "make_builtin_tasks.py"
 GENERATED_FILES = ("sentiment.jsonl", "topic.jsonl", "retention_pairs.jsonl", "README.md")
 
 MIN_SIZE = {"sentiment": 1000, "topic": 800}
@@ -212,7 +212,7 @@ def test_similarity_pairs_validates_its_fields():
 
 def test_loader_has_no_heavy_imports():
     code = (
-        "import sys, demos.tasks; "
+        "import sys, qgoft_core.explore.data.tasks; "
         "heavy = [m for m in ('torch', 'gradio', 'numpy', 'transformers') if m in sys.modules]; "
         "assert not heavy, heavy"
     )
@@ -220,7 +220,7 @@ def test_loader_has_no_heavy_imports():
 
 
 def test_data_dir_is_next_to_module():
-    assert tasks.DATA_DIR == Path(tasks.__file__).parent / "data"
+    assert tasks.DATA_DIR == Path(tasks.__file__).parent / "builtin"
 
 
 def test_generator_is_deterministic(tmp_path):

@@ -9,9 +9,10 @@ import math
 import pytest
 import torch
 
-from demos.tasks import TextTask
-from qgoft_core import compare as C
-from qgoft_core.models import BaseModel, default_model_path
+from qgoft_core.explore.data.tasks import TextTask
+from qgoft_core.explore import compare as C
+from demos.comparisons import load_precomputed
+from qgoft_core.explore.models import BaseModel, default_model_path
 
 STEPS = 3
 
@@ -92,7 +93,7 @@ def test_non_rotation_methods_get_a_defined_deviation(comparison):
 
 def test_least_squares_deviation_recovers_a_rotation(tiny_base, tiny_task, single_thread):
     """For a rotation method the least-squares operator is the method's own one."""
-    from qgoft_core.training import TrainingRun
+    from qgoft_core.explore.training import TrainingRun
 
     config = C.method_config("oft_neumann", "tiny", 0, 2, lr=0.05, warmup_steps=0, batch_size=4, max_length=16)
     run = TrainingRun(config, task=tiny_task, base=tiny_base)
@@ -157,7 +158,7 @@ def test_bad_input_is_explained(tiny_base, tiny_task):
 
 @pytest.mark.parametrize("task", ["sentiment", "topic"])
 def test_precomputed_comparisons_ship(task):
-    result = C.load_precomputed(task)
+    result = load_precomputed(task)
     assert result.task == task
     assert [r.key for r in result.rows] == list(C.DEFAULT_METHODS)
     for row in result.rows:
@@ -170,7 +171,7 @@ def test_precomputed_comparisons_ship(task):
 
 
 def test_tab_explains_bad_live_input():
-    from qgoft_core.training import TrainingConfigError
+    from qgoft_core.explore.training import TrainingConfigError
     from ui.compare_tab import check_live_inputs
 
     assert check_live_inputs(["qgoft", "lora"], "topic", 3, 20.0, 50) == (["qgoft", "lora"], "topic", 3, 20)
@@ -188,7 +189,9 @@ def test_tab_shows_and_exports_a_comparison(comparison, tmp_path, monkeypatch):
     from ui import compare_tab as T
 
     monkeypatch.setattr(T, "EXPORT_DIR", tmp_path / "exports")
-    monkeypatch.setattr(C, "PRECOMPUTED_DIR", tmp_path)
+    from demos import comparisons
+
+    monkeypatch.setattr(comparisons, "PRECOMPUTED_DIR", tmp_path)
     result = comparison[-1].result
     (tmp_path / "compare_sentiment.json").write_text(C.result_to_json(result))
     shown, status = T.load_precomputed_view("sentiment", ["qgoft", "goft"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from tests.browser_utils import browser_page, build_test_app, launched, plot_svg, screenshot, wait_for_app, wait_until
-from qgoft_core import compare as C
-
+from qgoft_core.explore import compare as C
+from demos.comparisons import load_precomputed
 pytestmark = pytest.mark.browser
 
 BAR_IDS = [f"compare-bars-{name.replace('_', '-')}" for name, *_ in C.BAR_METRICS]
@@ -18,7 +18,7 @@ def _table_rows(page) -> list[str]:
 
 
 def test_compare_tab_loads_a_precomputed_comparison():
-    expected = C.load_precomputed("topic")
+    expected = load_precomputed("topic")
     demo, _ = build_test_app()
     with launched(demo) as url, browser_page() as page:
         wait_for_app(page, url)

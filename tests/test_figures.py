@@ -1,4 +1,4 @@
-"""Tests for qgoft_core.figures: small synthetic metrics, no browser."""
+"""Tests for qgoft_core.viz.figures: small synthetic metrics, no browser."""
 
 import re
 import time
@@ -9,8 +9,7 @@ import plotly.io as pio
 import plotly.offline
 import pytest
 
-from qgoft_core import figures as F
-
+from qgoft_core.viz import figures as F
 ROLES = [
     "attention.self.query",
     "attention.self.key",
@@ -427,7 +426,7 @@ def test_norm_histogram_handles_ratios_a_few_ulps_apart():
     """Strict GOFT norm ratios are 1 +- a few float64 ulps; np.histogram used to
     refuse 60 bins over such a range ("Too many bins for data range")."""
     import numpy as np
-    from qgoft_core.figures import norm_change_histogram
+    from qgoft_core.viz.figures import norm_change_histogram
 
     ratios = 1.0 + np.array([0.0, 2.2e-16, -1.1e-16, 4.4e-16] * 25)
     fig = norm_change_histogram(ratios)

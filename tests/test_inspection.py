@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from qgoft_core import QGOFTConfig, get_qgoft_model, share_base
-from qgoft_core.inspection import (ORTH_DEV_THRESHOLD, SATURATION_FRACTION, InspectionError,
+from qgoft_core.explore.analysis.inspection import (ORTH_DEV_THRESHOLD, SATURATION_FRACTION, InspectionError,
                                    inspect_adapter)
-from qgoft_core.models import SentenceClassifier
+from qgoft_core.explore.models import SentenceClassifier
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest
 BASE_TARGETS = ["query", "value"]  # 2 layers x 2 modules of the tiny base, each 32 -> 32

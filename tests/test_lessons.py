@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from demos import presets as P
-from qgoft_core.learn import CHART_NOTES
+from demos.learn_texts import CHART_NOTES
 
 SNAPSHOT_STEPS = list(range(0, P.COMMON_CONFIG["steps"] + 1, P.COMMON_CONFIG["eval_every"]))
 MINILM_LAYERS = 6 * 6  # 6 blocks x (query, key, value, attention.output.dense, intermediate.dense, output.dense)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from qgoft_core import PeftExportError, QGOFTConfig, export_peft_oft, get_qgoft_model
-from qgoft_core.peft_export import cayley_generator
+from qgoft_core.io.peft_export import cayley_generator
 
 peft = pytest.importorskip("peft")
 

@@ -8,8 +8,8 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from qgoft_core.learn import CHART_NOTES, LEARN_MARKDOWN, TOUR_STEPS
-from qgoft_core.playground import (
+from demos.learn_texts import CHART_NOTES, LEARN_MARKDOWN, TOUR_STEPS
+from qgoft_core.viz.playground import (
     default_neurons,
     givens_operator,
     hyperspherical_energy,

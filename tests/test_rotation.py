@@ -12,8 +12,8 @@ import pytest
 import scipy.sparse
 import torch
 
-from qgoft_core.layout import num_levels, stage_plans, tree_pairs
-from qgoft_core.rotation import GivensTree, givens_table, quasi_table
+from qgoft_core.ops.layout import num_levels, stage_plans, tree_pairs
+from qgoft_core.ops.rotation import GivensTree, givens_table, quasi_table
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

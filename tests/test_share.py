@@ -3,7 +3,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from qgoft_core.models import DEFAULT_MODEL_ID
+from qgoft_core.explore.models import DEFAULT_MODEL_ID
 from ui import share
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from qgoft_core.methods import METHODS
-from qgoft_core.models import ModelLoadError, load_base
-from qgoft_core.training import STEP_CAP, RunConfig, TrainingConfigError, TrainingDiverged, TrainingRun
+from qgoft_core.explore.methods import METHODS
+from qgoft_core.explore.models import ModelLoadError, load_base
+from qgoft_core.explore.training import STEP_CAP, RunConfig, TrainingConfigError, TrainingDiverged, TrainingRun
 
 ROTATION_METHODS = ("goft", "qgoft", "oft", "boft")
 FAST = dict(batch_size=8, eval_examples=32, eval_every=3, oft_block_size=8)

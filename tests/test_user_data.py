@@ -1,4 +1,4 @@
-"""Tests for qgoft_core.user_data: a person's own CSV / TSV / JSON Lines files and Hub datasets."""
+"""Tests for qgoft_core.explore.data.user_files: a person's own CSV / TSV / JSON Lines files and Hub datasets."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from demos.tasks import TextTask  # noqa: E402
-from qgoft_core.user_data import (  # noqa: E402
+from qgoft_core.explore.data.tasks import TextTask  # noqa: E402
+from qgoft_core.explore.data.user_files import (  # noqa: E402
     ColumnChoice,
     DataFileError,
     detect_columns,

@@ -41,7 +41,7 @@ def tiny_base_dir(tmp_path_factory):
 
 
 def make_run(model_dir: str, method: str):
-    from qgoft_core.training import RunConfig, TrainingRun
+    from qgoft_core.explore.training import RunConfig, TrainingRun
     config = RunConfig(model=model_dir, method=method, steps=7, batch_size=4, eval_every=3, eval_examples=12,
                        max_length=24, warmup_steps=2, lr=1e-2, device="cpu")
     return TrainingRun(config)

@@ -5,7 +5,7 @@ The tab opens on the comparison shipped for the sentiment task
 a full table and charts at once. "Load precomputed" shows the shipped
 comparison of the chosen task (only the ticked methods); "Run live" trains the
 ticked methods one after another with the chosen seed and step budget
-(qgoft_core.compare.compare_runs), streaming progress, the table and the small
+(qgoft_core.explore.compare.compare_runs), streaming progress, the table and the small
 multiples as each method finishes. Live runs share the server's training slots
 with the Train tab and stay within its step and time limits.
 """
@@ -22,10 +22,11 @@ from typing import Any, Iterator, Optional
 import gradio as gr
 import pandas as pd
 
-from demos.tasks import BUILTIN_TASKS
-from qgoft_core import compare as C
-from qgoft_core.models import ModelLoadError
-from qgoft_core.training import TrainingConfigError
+from qgoft_core.explore.data.tasks import BUILTIN_TASKS
+from qgoft_core.explore import compare as C
+from qgoft_core.explore.models import ModelLoadError
+from qgoft_core.explore.training import TrainingConfigError
+from demos import comparisons as shipped
 from ui.context import AppContext
 from ui.runs import ServerBusy
 
@@ -110,7 +111,7 @@ def load_precomputed_view(task: str, methods: list[str] | None) -> tuple[Optiona
     if task not in BUILTIN_TASKS:
         return None, f"**No precomputed comparison** for {task!r}: choose one of {', '.join(BUILTIN_TASKS)}."
     try:
-        full = C.load_precomputed(task)
+        full = shipped.load_precomputed(task)
     except (FileNotFoundError, ValueError, KeyError) as exc:
         return None, f"**Cannot show the precomputed comparison:** {exc}"
     chosen = [m for m in (methods or []) if m in C.COMPARE_METHODS]

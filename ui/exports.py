@@ -1,6 +1,6 @@
 """Downloads of a visitor's run: adapter zip, metrics, HTML report, PEFT OFT export, code.
 
-The files are written by ``qgoft_core.report`` (the same writer the command
+The files are written by ``qgoft_core.viz.report`` (the same writer the command
 line uses) into one folder per visitor, which the registry deletes when the
 visitor leaves. Each export replaces the previous one.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Optional
 
 from qgoft_core import PeftExportError, export_peft_oft
-from qgoft_core.models import DEFAULT_MODEL_ID
-from qgoft_core.report import history_to_csv, history_to_records, run_report_html, save_trained_weights
+from qgoft_core.explore.models import DEFAULT_MODEL_ID
+from qgoft_core.viz.report import history_to_csv, history_to_records, run_report_html, save_trained_weights
 
 EXPORT_ROOT = Path(tempfile.gettempdir()) / "qgoft-exports"  # served by Gradio (inside the temp dir)
 
@@ -94,7 +94,7 @@ def load_snippet(run, folder: str) -> str:
         "# needs qgoft_core: run it in a checkout of qGOFT Explorer (pip install -e .)\n"
         "import torch\n"
         "from qgoft_core import share_base\n"
-        "from qgoft_core.models import SentenceClassifier, load_base\n\n"
+        "from qgoft_core.explore.models import SentenceClassifier, load_base\n\n"
         f"base = load_base({_base_argument(run)})  # the frozen base model ({run.base.model_id})\n"
         f"classifier = SentenceClassifier(share_base(base.encoder), num_labels={len(labels)}, "
         "pooling=base.pooling)\n"

@@ -2,7 +2,7 @@
 
 Upload an adapter (a .zip of its folder, or its two files adapter_config.json
 and adapter_model.safetensors): ours (GOFT / qGOFT) or a PEFT LoRA, OFT or
-BOFT one. ``qgoft_core.inspection.inspect_adapter`` does all the reading and
+BOFT one. ``qgoft_core.explore.analysis.inspection.inspect_adapter`` does all the reading and
 measuring; this module checks the upload (names, sizes), stages the files and
 shows the report: summary, health flags, a sortable per-layer table, the angle
 heatmap and histogram, norm changes and, with the base model, the spectra.
@@ -21,7 +21,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from qgoft_core.inspection import (COLUMN_NOTES, COLUMNS, CONFIG_NAME, PICKLE_SUFFIXES, WEIGHTS_NAME,
+from qgoft_core.explore.analysis.inspection import (COLUMN_NOTES, COLUMNS, CONFIG_NAME, PICKLE_SUFFIXES, WEIGHTS_NAME,
                                    AdapterReport, InspectionError, inspect_adapter, threshold_text)
 from ui.context import AppContext
 

@@ -1,4 +1,4 @@
-"""Learn tab: the explanations (qgoft_core.learn.LEARN_MARKDOWN) and a short guided tour.
+"""Learn tab: the explanations (demos.learn_texts.LEARN_MARKDOWN) and a short guided tour.
 
 The tour is a step-through panel: "Back" / "Next" show one step of
 ``TOUR_STEPS`` at a time and name the panel it is about; "Show me" switches to
@@ -11,7 +11,7 @@ import json
 
 import gradio as gr
 
-from qgoft_core.learn import LATEX_DELIMITERS, LEARN_MARKDOWN, TOUR_STEPS
+from demos.learn_texts import LATEX_DELIMITERS, LEARN_MARKDOWN, TOUR_STEPS
 from ui.context import AppContext
 
 # Tour target (an elem_id) -> (the tab it lives on, the panel's name as a user sees it).

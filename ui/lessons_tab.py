@@ -19,8 +19,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from demos.presets import PRESETS, PrecomputedRun, PresetError, load_preset
-from qgoft_core import figures as F
-from qgoft_core.learn import CHART_NOTES
+from qgoft_core.viz import figures as F
+from demos.learn_texts import CHART_NOTES
 from ui.context import AppContext
 
 FRAME_PAUSE_S = 1.2  # nine charts per frame: slower than this and the browser cannot keep up

@@ -1,6 +1,6 @@
 """Givens playground tab: a handful of toy neurons turned by hand (numpy only, instant).
 
-Everything shown comes from ``qgoft_core.playground.playground_view``; this
+Everything shown comes from ``qgoft_core.viz.playground.playground_view``; this
 module only lays out the controls and wires them. Every control change
 redraws at once; "Play the tree levels" applies level 1, 2, ... with a short
 pause between them so the order of the tree can be watched.
@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import gradio as gr
 
-from qgoft_core.learn import CHART_NOTES, LATEX_DELIMITERS
-from qgoft_core.playground import playground_view, tree_pairs
+from demos.learn_texts import CHART_NOTES, LATEX_DELIMITERS
+from qgoft_core.viz.playground import playground_view, tree_pairs
 from ui.context import AppContext
 
 MAX_D = 4

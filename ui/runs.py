@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from qgoft_core.models import DEFAULT_MODEL_ALIASES, DEFAULT_MODEL_ID
+from qgoft_core.explore.models import DEFAULT_MODEL_ALIASES, DEFAULT_MODEL_ID
 
 if TYPE_CHECKING:
-    from demos.tasks import TextTask
-    from qgoft_core.training import TrainingRun
+    from qgoft_core.explore.data.tasks import TextTask
+    from qgoft_core.explore.training import TrainingRun
     from ui.context import AppSettings
 
 

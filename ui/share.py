@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 from urllib.parse import urlencode
 
-from qgoft_core.methods import METHODS
-from qgoft_core.models import DEFAULT_MODEL_ID
+from qgoft_core.explore.methods import METHODS
+from qgoft_core.explore.models import DEFAULT_MODEL_ID
 
 SCHEMA_VERSION = 1
 MAX_VALUE_CHARS = 200  # longer values are garbage by construction

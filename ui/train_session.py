@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Iterator, Optional
 
-from qgoft_core.models import DEFAULT_MODEL_ID, ModelLoadError, load_base
-from qgoft_core.training import STEP_CAP, RunConfig, TrainingConfigError, TrainingDiverged, TrainingRun
+from qgoft_core.explore.models import DEFAULT_MODEL_ID, ModelLoadError, load_base
+from qgoft_core.explore.training import STEP_CAP, RunConfig, TrainingConfigError, TrainingDiverged, TrainingRun
 from qgoft_core.tuners.qgoft.targets import find_targets
 
 from ui import train_views as V
@@ -102,7 +102,7 @@ def _task_for(controls: Controls, visitor: Visitor):
             raise TrainingConfigError("no uploaded data set: upload a CSV or JSONL file first, or pick a "
                                       "built-in task")
         return visitor.uploaded
-    from demos.tasks import BUILTIN_TASKS, load_builtin_task
+    from qgoft_core.explore.data.tasks import BUILTIN_TASKS, load_builtin_task
     if controls.task not in BUILTIN_TASKS:
         raise TrainingConfigError(f"unknown task {controls.task!r}; choose one of {', '.join(BUILTIN_TASKS)}")
     return load_builtin_task(controls.task)
@@ -158,7 +158,7 @@ def warm_up(controls: Controls = Controls()) -> None:
     Loads the base, tokenises the task, and fills the caches shared by all runs on this
     base: the base's held-out embeddings (step-0 evaluation) and its layer energies.
     """
-    from demos.tasks import load_builtin_task
+    from qgoft_core.explore.data.tasks import load_builtin_task
     _new_run(controls.model, controls, load_builtin_task(controls.task), STEP_CAP).layer_metrics()
 
 
@@ -181,7 +181,7 @@ def use_cpu_threads(registry: RunRegistry) -> int:
     """
     import torch
 
-    from qgoft_core.training import configure_cpu_threads
+    from qgoft_core.explore.training import configure_cpu_threads
     cores = configure_cpu_threads()
     active = max(1, registry.load()["active"])
     threads = max(1, cores // active)

@@ -11,12 +11,12 @@ from typing import Any
 
 import gradio as gr
 
-from qgoft_core import figures as F
-from qgoft_core.learn import CHART_NOTES
-from qgoft_core.methods import METHOD_LABELS, METHODS
-from qgoft_core.models import DEFAULT_MODEL_ID
-from qgoft_core.training import DEFAULT_LR, TrainingConfigError
-from qgoft_core.user_data import DataFileError, load_text_file_with_report
+from qgoft_core.viz import figures as F
+from demos.learn_texts import CHART_NOTES
+from qgoft_core.explore.methods import METHOD_LABELS, METHODS
+from qgoft_core.explore.models import DEFAULT_MODEL_ID
+from qgoft_core.explore.training import DEFAULT_LR, TrainingConfigError
+from qgoft_core.explore.data.user_files import DataFileError, load_text_file_with_report
 
 from ui import exports, share
 from ui import train_session as S

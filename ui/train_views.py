@@ -2,7 +2,7 @@
 
 Every function reads a ``TrainingRun``'s recorded history and a visitor's
 ``ViewState`` and returns plain values keyed by the element id of the
-component that shows them. Figures come from ``qgoft_core.figures`` (which
+component that shows them. Figures come from ``qgoft_core.viz.figures`` (which
 downsamples long histories) and are serialised here, once, into Gradio's
 ``PlotData``: the cost of drawing is then paid, and measured, in the training
 loop that decides how often to draw (see ``train_session.Throttle``).
@@ -16,8 +16,8 @@ import gradio as gr
 import numpy as np
 from gradio.components.plot import PlotData
 
-from qgoft_core import figures as F
-from qgoft_core.methods import METHOD_LABELS
+from qgoft_core.viz import figures as F
+from qgoft_core.explore.methods import METHOD_LABELS
 
 from ui.runs import ViewState
 

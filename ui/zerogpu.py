@@ -85,7 +85,7 @@ def train_chunk(config: dict, task, state: dict, steps: int) -> tuple[dict, list
     Returns (new state, events), the events being what ``TrainingRun.run``
     yields. Changes nothing its caller can see.
     """
-    from qgoft_core.training import RunConfig, RunHistory, TrainingRun
+    from qgoft_core.explore.training import RunConfig, RunHistory, TrainingRun
 
     key = _run_key(config, task)
     run = _worker_runs.get(key)

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from ...rotation import GivensTree, givens_table, quasi_table
+from qgoft_core.ops.rotation import GivensTree, givens_table, quasi_table
 
 try:  # GPT-2 style layers store their weight as (in, out).
     from transformers.pytorch_utils import Conv1D

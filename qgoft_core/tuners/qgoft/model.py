@@ -8,9 +8,9 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from .config import QGOFTConfig
-from .layer import QGOFTLayer
-from .targets import _matches, find_targets
+from qgoft_core.tuners.qgoft.config import QGOFTConfig
+from qgoft_core.tuners.qgoft.layer import QGOFTLayer
+from qgoft_core.tuners.qgoft.targets import _matches, find_targets
 
 
 class ModulesToSaveWrapper(nn.Module):
@@ -170,13 +170,13 @@ class QGOFTModel(nn.Module):
 
     # -- files --------------------------------------------------------------
     def save_pretrained(self, directory) -> None:
-        from ...adapter_files import save_adapter
+        from qgoft_core.io.adapter_files import save_adapter
         save_adapter(self, directory)
 
     @classmethod
     def from_pretrained(cls, model: nn.Module, directory, is_trainable: bool = False,
                         check_base: bool = True) -> "QGOFTModel":
-        from ...adapter_files import load_adapter
+        from qgoft_core.io.adapter_files import load_adapter
         return load_adapter(model, directory, is_trainable=is_trainable, check_base=check_base)
 
 

@@ -6,7 +6,7 @@ from typing import Optional, Union
 
 from torch import nn
 
-from .layer import ADAPTABLE_TYPES
+from qgoft_core.tuners.qgoft.layer import ADAPTABLE_TYPES
 
 # All attention and MLP projections, by transformers' `config.model_type`.
 _BERT_LIKE = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]

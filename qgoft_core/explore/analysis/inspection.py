@@ -32,8 +32,8 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from . import figures as F
-from . import metrics as M
+from qgoft_core.viz import figures as F
+from qgoft_core import metrics as M
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -415,7 +415,7 @@ def inspect_adapter(path: Union[str, os.PathLike], base_model: Any = None,
 
     base_model: None (adapter tensors only), "default" (the offline MiniLM),
     "auto" (the base the adapter records), a hub id or folder, or a loaded
-    qgoft_core.models.BaseModel.
+    qgoft_core.explore.models.BaseModel.
     """
     path = Path(path)
     if not path.exists():
@@ -541,7 +541,7 @@ def _sort_layers(report: AdapterReport, order: list[str]) -> None:
 
 
 def _analyse_ours(report: AdapterReport, config: dict, tensors: dict) -> None:
-    from .rotation import GivensTree, givens_table, quasi_table
+    from qgoft_core.ops.rotation import GivensTree, givens_table, quasi_table
 
     groups, report.saved_params = _group(tensors, OUR_PARAMS)
     recorded = config.get("layers") or {}
@@ -768,7 +768,7 @@ def _health_flags(row: dict, angles: Optional[np.ndarray], scales: Optional[np.n
 # Comparison with the base model
 # ---------------------------------------------------------------------------
 def _resolve_base(base_model: Any, recorded: Optional[str]):
-    from .models import BaseModel, ModelLoadError, load_base
+    from qgoft_core.explore.models import BaseModel, ModelLoadError, load_base
     if isinstance(base_model, BaseModel):
         return base_model
     name = str(base_model).strip()
@@ -784,8 +784,8 @@ def _resolve_base(base_model: Any, recorded: Optional[str]):
 
 def _host_module(base, names: list[str], tensors: dict):
     """The module the adapter was saved from: a SentenceClassifier (engine runs) or the plain encoder."""
-    from .models import SentenceClassifier
-    from .tuners.qgoft import share_base
+    from qgoft_core.explore.models import SentenceClassifier
+    from qgoft_core.tuners.qgoft import share_base
     if names and all(n.startswith("backbone.") for n in names):
         head = next((t for k, t in tensors.items() if k.endswith("head.weight")), None)
         num_labels = int(head.shape[0]) if head is not None and head.dim() == 2 else 2
@@ -796,8 +796,8 @@ def _host_module(base, names: list[str], tensors: dict):
 def _load_onto(report: AdapterReport, host, folder: Path):
     """The adapter applied to `host` by its own library (ours or PEFT)."""
     if report.method in ("goft", "qgoft"):
-        from .adapter_files import AdapterFormatError
-        from .tuners.qgoft import QGOFTModel
+        from qgoft_core.io.adapter_files import AdapterFormatError
+        from qgoft_core.tuners.qgoft import QGOFTModel
         try:
             return QGOFTModel.from_pretrained(host, folder)
         except (AdapterFormatError, ValueError) as exc:
@@ -816,7 +816,7 @@ def _tuned_weights(report: AdapterReport, host, folder: Path, weights: Path) -> 
     Functions, not tensors: they keep only the loaded model (the shared frozen
     base plus the adapter), so one layer's pair can be rebuilt when needed.
     """
-    from .metrics import torch_weight
+    from qgoft_core.metrics import torch_weight
     names = [r["module"] for r in report.layers]
     with tempfile.TemporaryDirectory(prefix="qgoft-stage-") as staged:
         # The loaders read the folder themselves: give them only the config and the

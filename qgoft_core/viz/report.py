@@ -19,8 +19,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import figures as F
-from .methods import METHOD_LABELS
+from qgoft_core.viz import figures as F
+from qgoft_core.explore.methods import METHOD_LABELS
 
 ROTATION_METHODS = ("goft", "qgoft", "oft", "boft")
 ANGLE_METHODS = ("goft", "qgoft")  # snapshots hold per-pair rotation angles only for these

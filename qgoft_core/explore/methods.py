@@ -13,10 +13,10 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .metrics import torch_weight
-from .tuners.qgoft import QGOFTConfig, QGOFTModel, get_qgoft_model, share_base
-from .tuners.qgoft.layer import ADAPTABLE_TYPES, layer_shape
-from .tuners.qgoft.targets import find_targets
+from qgoft_core.metrics import torch_weight
+from qgoft_core.tuners.qgoft import QGOFTConfig, QGOFTModel, get_qgoft_model, share_base
+from qgoft_core.tuners.qgoft.layer import ADAPTABLE_TYPES, layer_shape
+from qgoft_core.tuners.qgoft.targets import find_targets
 
 METHODS = ("goft", "qgoft", "lora", "oft", "boft", "full", "head")
 METHOD_LABELS = {
@@ -184,7 +184,7 @@ def adaptable_layer_names(backbone: nn.Module) -> list[str]:
 
 def new_classifier(backbone: nn.Module, num_labels: int, pooling: str, seed: int) -> nn.Module:
     """A per-run classifier: the shared frozen backbone and a freshly seeded head."""
-    from .models import SentenceClassifier
+    from qgoft_core.explore.models import SentenceClassifier
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         classifier = SentenceClassifier(share_base(backbone), num_labels, pooling)

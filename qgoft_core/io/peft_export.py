@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from .tuners.qgoft.model import QGOFTModel
+from qgoft_core.tuners.qgoft.model import QGOFTModel
 
 
 class PeftExportError(ValueError):

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from demos.tasks import TextTask
+from qgoft_core.explore.data.tasks import TextTask
 
 __all__ = [
     "LABEL_COLUMN_NAMES",

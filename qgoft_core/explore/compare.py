@@ -33,13 +33,12 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
-from . import metrics as M
-from .methods import METHOD_LABELS
-from .models import BaseModel, load_base
-from .training import RunConfig, TrainingConfigError, TrainingDiverged, TrainingRun
+from qgoft_core import metrics as M
+from qgoft_core.explore.methods import METHOD_LABELS
+from qgoft_core.explore.models import BaseModel, load_base
+from qgoft_core.explore.training import RunConfig, TrainingConfigError, TrainingDiverged, TrainingRun
 
 FORMAT = "qgoft-compare/1"
-PRECOMPUTED_DIR = Path(__file__).resolve().parents[1] / "demos" / "precomputed"
 
 
 @dataclass(frozen=True)
@@ -479,28 +478,11 @@ def rows_to_csv(rows: Sequence[CompareRow]) -> str:
     return out.getvalue()
 
 
-def precomputed_path(task: str) -> Path:
-    return PRECOMPUTED_DIR / f"compare_{task}.json"
-
-
-def load_precomputed(task: str) -> CompareResult:
-    """The comparison shipped for a built-in task (made by demos/make_precomputed.py)."""
-    path = precomputed_path(task)
-    if not path.is_file():
-        raise FileNotFoundError(f"no precomputed comparison for task {task!r} (expected {path.name} in "
-                                f"demos/precomputed; make it with python demos/make_precomputed.py)")
-    return result_from_json(path.read_text(encoding="utf-8"))
-
-
 def select_methods(result: CompareResult, keys: Sequence[str]) -> CompareResult:
     """A copy of `result` with only the rows and curves of `keys` (in the result's order)."""
     wanted = set(keys)
     return replace(result, rows=[r for r in result.rows if r.key in wanted],
                    curves={k: c for k, c in result.curves.items() if k in wanted})
-
-
-def precomputed_tasks() -> list[str]:
-    return sorted(p.stem.removeprefix("compare_") for p in PRECOMPUTED_DIR.glob("compare_*.json"))
 
 
 # -- presentation (plain data and plotly figures) ------------------------------
@@ -548,7 +530,7 @@ BAR_METRICS: list[tuple[str, str, str, bool]] = [  # (field, title, y axis, log 
 
 def compare_bar_figures(result: CompareResult) -> dict[str, Any]:
     """One bar chart per metric (small multiples), keyed by CompareRow field."""
-    from .figures import LOG_FLOOR, method_compare_bars
+    from qgoft_core.viz.figures import LOG_FLOOR, method_compare_bars
 
     figures = {}
     rows = [r for r in result.rows if r.steps > 0]
@@ -583,7 +565,7 @@ def compare_bar_figures(result: CompareResult) -> dict[str, Any]:
 
 def kept_figure(result: CompareResult) -> Any:
     """Accuracy against representation similarity to the base (CKA) over training."""
-    from .figures import accuracy_vs_kept
+    from qgoft_core.viz.figures import accuracy_vs_kept
 
     labels = result.labels()
     curves = {labels.get(k, k): {"kept": c["kept"], "accuracy": c["accuracy"], "step": c["step"]}

@@ -15,8 +15,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .tuners.qgoft.config import METHODS, QGOFTConfig
-from .tuners.qgoft.model import QGOFTModel, base_model_id, share_base
+from qgoft_core.tuners.qgoft.config import METHODS, QGOFTConfig
+from qgoft_core.tuners.qgoft.model import QGOFTModel, base_model_id, share_base
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -58,7 +58,7 @@ class BaseModelMismatchError(AdapterFormatError):
 
 
 def _library_version() -> str:
-    from . import __version__
+    from qgoft_core import __version__
     return __version__
 
 

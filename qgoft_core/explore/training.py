@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import metrics as M
-from .methods import METHODS, MethodSettings, Tuned, build_tuned, new_classifier
-from .models import BaseModel, load_base
+from qgoft_core import metrics as M
+from qgoft_core.explore.methods import METHODS, MethodSettings, Tuned, build_tuned, new_classifier
+from qgoft_core.explore.models import BaseModel, load_base
 
 DEFAULT_LR = {"goft": 2e-3, "qgoft": 2e-3, "lora": 1e-3, "oft": 1e-3, "boft": 2e-3,
               "full": 5e-5, "head": 5e-3}
@@ -178,7 +178,7 @@ class TrainingRun:
         config.validate(self.base.max_length)
         self.config = config
         if task is None:
-            from demos.tasks import load_builtin_task
+            from qgoft_core.explore.data.tasks import load_builtin_task
             task = load_builtin_task(config.task)
         self.task = task
         self.train_data = encode(self.base, task.train_texts, task.train_labels, config.max_length)
@@ -370,7 +370,7 @@ class TrainingRun:
 
     def retention(self) -> dict:
         """Spearman correlation of cosine similarity vs graded pairs, base and tuned."""
-        from demos.tasks import load_retention_pairs
+        from qgoft_core.explore.data.tasks import load_retention_pairs
         pairs = load_retention_pairs()
         tuned = self._pair_spearman(pairs)
         if self._base_retention is None:
@@ -400,7 +400,7 @@ class TrainingRun:
         return M.spearman(cos, np.asarray(pairs.scores))
 
     def _base_pair_spearman(self, pairs) -> float:
-        from .models import SentenceClassifier
+        from qgoft_core.explore.models import SentenceClassifier
         frozen = SentenceClassifier(self.base.encoder, self.task.num_labels, self.base.pooling).to(self.device)
         return self._pair_spearman(pairs, frozen.embed)
 

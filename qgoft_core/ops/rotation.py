@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layout import check_dim, stage_plans
+from qgoft_core.ops.layout import check_dim, stage_plans
 
 IDENTITY_BLOCK = (1.0, 0.0, 0.0, 1.0)
 
