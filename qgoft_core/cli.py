@@ -180,7 +180,7 @@ def _train(args) -> int:
 # inspect and bench
 # ---------------------------------------------------------------------------
 def _inspect(args) -> int:
-    from qgoft_core.explore.analysis.inspection import inspect_adapter
+    from qgoft_core.explore.analysis import inspect_adapter
 
     report = inspect_adapter(args.path, base_model=args.base)
     print(report.to_text(), end="")
@@ -206,7 +206,7 @@ def _bench(argv: Sequence[str]) -> int:
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is meant for the user (imported lazily: --help stays fast)."""
     from qgoft_core.io.adapter_files import AdapterFormatError
-    from qgoft_core.explore.analysis.inspection import InspectionError
+    from qgoft_core.explore.analysis import InspectionError
     from qgoft_core.explore.models import ModelLoadError
     from qgoft_core.io.peft_export import PeftExportError
     from qgoft_core.explore.training import TrainingConfigError

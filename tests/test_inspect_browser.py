@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from qgoft_core import QGOFTConfig, get_qgoft_model
-from qgoft_core.explore.analysis.inspection import InspectionError
+from qgoft_core.explore.analysis import InspectionError
 from tests.browser_utils import (browser_page, build_test_app, launched, plot_svg, screenshot, wait_for_app,
                                  wait_until)
 from tests.conftest import build_tiny

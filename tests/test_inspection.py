@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from qgoft_core import QGOFTConfig, get_qgoft_model, share_base
-from qgoft_core.explore.analysis.inspection import (ORTH_DEV_THRESHOLD, SATURATION_FRACTION, InspectionError,
+from qgoft_core.explore.analysis import (ORTH_DEV_THRESHOLD, SATURATION_FRACTION, InspectionError,
                                    inspect_adapter)
 from qgoft_core.explore.models import SentenceClassifier
 
@@ -88,7 +88,8 @@ def test_goft_adapter_with_its_base_keeps_norms_energy_and_spectrum(tiny_base, t
         np.testing.assert_allclose(report.norm_ratios[row["module"]], 1.0, atol=1e-6)
         base_sv, tuned_sv = report.spectra[row["module"]]
         np.testing.assert_allclose(tuned_sv, base_sv, rtol=1e-9)
-    figures = report.figures()
+    from qgoft_core.viz.inspection_figures import report_figures
+    figures = report_figures(report)
     assert set(figures) == {"angle_heatmap", "angle_histogram", "norm_changes", "spectrum"}
     page = report.to_html()
     assert page.count('class="plotly-graph-div"') == 4 and "Per-layer table" in page

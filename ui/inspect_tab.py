@@ -2,10 +2,11 @@
 
 Upload an adapter (a .zip of its folder, or its two files adapter_config.json
 and adapter_model.safetensors): ours (GOFT / qGOFT) or a PEFT LoRA, OFT or
-BOFT one. ``qgoft_core.explore.analysis.inspection.inspect_adapter`` does all the reading and
-measuring; this module checks the upload (names, sizes), stages the files and
-shows the report: summary, health flags, a sortable per-layer table, the angle
-heatmap and histogram, norm changes and, with the base model, the spectra.
+BOFT one. ``qgoft_core.explore.analysis.inspect_adapter`` does all the reading and
+measuring and ``qgoft_core.viz.inspection_figures`` draws the figures; this
+module checks the upload (names, sizes), stages the files and shows the
+report: summary, health flags, a sortable per-layer table, the angle heatmap
+and histogram, norm changes and, with the base model, the spectra.
 Two adapters can be inspected side by side (A and B). Anything malformed shows
 a message naming the problem; the other side and the rest of the app are
 untouched.
@@ -21,8 +22,10 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from qgoft_core.explore.analysis.inspection import (COLUMN_NOTES, COLUMNS, CONFIG_NAME, PICKLE_SUFFIXES, WEIGHTS_NAME,
-                                   AdapterReport, InspectionError, inspect_adapter, threshold_text)
+from qgoft_core.explore.analysis import (COLUMN_NOTES, COLUMNS, CONFIG_NAME, PICKLE_SUFFIXES, SATURATION_FRACTION,
+                                        WEIGHTS_NAME, AdapterReport, InspectionError, inspect_adapter,
+                                        threshold_text)
+from qgoft_core.viz import inspection_figures as IF
 from ui.context import AppContext
 
 BASE_CHOICES = [("none: the adapter file alone", "none"),
@@ -86,7 +89,7 @@ def stage_upload(files: list[str] | str | None, workdir: Path, max_mb: float) ->
 
 
 def _layer_flag_counts(report: AdapterReport) -> list[int]:
-    # inspection.py names a layer in its flags as "<layer> (<module>): ..."
+    # the inspector names a layer in its flags as "<layer> (<module>): ..."
     return [sum(flag.startswith(f"{row['layer']} ({row['module']})") for flag in report.flags)
             for row in report.layers]
 
@@ -190,7 +193,7 @@ def missing_views(report: AdapterReport) -> str:
 
 
 def _filled(side: _Side, report: AdapterReport) -> dict:
-    figs = report.figures()
+    figs = IF.report_figures(report, saturation_fraction=SATURATION_FRACTION)
     layers = [(name.split("backbone.")[-1], name) for name in report.spectra]
     angles = bool(report.angles)
     return {side.error: gr.update(value="", visible=False), side.results: gr.update(visible=True),
@@ -218,12 +221,12 @@ def _wire(side: _Side, base: gr.Radio, max_mb: float) -> None:
             return _cleared(side, f"unexpected problem reading the adapter ({type(err).__name__}: {err})")
 
     def heatmap(report: AdapterReport | None, scale: str):
-        return gr.skip() if report is None else report.angle_heatmap(scale=scale)
+        return gr.skip() if report is None else IF.angle_heatmap(report, scale=scale)
 
     def spectrum(report: AdapterReport | None, layer: str | None):
         if report is None or not layer:
             return gr.skip()
-        return report.spectrum_figure(layer)
+        return IF.spectrum_figure(report, layer)
 
     # one inspection at a time per pool: loading the base and SVDs take a few seconds of CPU
     side.upload.change(inspect, [side.upload, base], side.outputs, concurrency_limit=2,

@@ -1,0 +1,108 @@
+"""Building the per-layer table: grouping adapter tensors by layer, rows, angle and rotation statistics."""
+from __future__ import annotations
+
+import math
+import re
+from typing import Optional
+
+import numpy as np
+import torch
+
+from qgoft_core.explore.analysis.health import wrap_angles
+from qgoft_core.explore.analysis.report import COLUMNS, AdapterReport
+
+KEY_PREFIX = "base_model.model."  # PEFT's prefix of every saved key
+
+
+def group_tensors(tensors: dict[str, torch.Tensor], suffixes: tuple[str, ...]) -> tuple[dict[str, dict], int]:
+    """{module path: {suffix: tensor}} for the adapter tensors; numel of everything else."""
+    layers: dict[str, dict] = {}
+    other = 0
+    for key, value in tensors.items():
+        for suffix in suffixes:
+            if key.endswith("." + suffix):
+                module = key[: -len(suffix) - 1]
+                module = module[len(KEY_PREFIX):] if module.startswith(KEY_PREFIX) else module
+                layers.setdefault(module, {})[suffix] = value
+                break
+        else:
+            other += value.numel()
+    return layers, other
+
+
+def layer_label(name: str) -> str:
+    """The short name the figures use for this module ("L3.query"): flags and the table name layers by it."""
+    # The one definition lives with the figures' axis labels; it is plain string work
+    # (the import is here, not at module level, so that reading an adapter stays free of plotly
+    # until a name is needed).
+    from qgoft_core.viz.figures import short_layer_name
+
+    return short_layer_name(name)
+
+
+def new_row(name: str, kind: str, d, n_or_r, params: int) -> dict:
+    row = {c: None for c in COLUMNS}
+    row.update({"layer": layer_label(name), "module": name, "kind": kind, "d": d, "n/r": n_or_r,
+                "params": params, "_flags": []})
+    return row
+
+
+def angle_stats(row: dict, angles: np.ndarray) -> None:
+    if angles.size:
+        degrees = np.degrees(np.abs(wrap_angles(angles)))
+        row["max |angle| (deg)"] = float(degrees.max())
+        row["mean |angle| (deg)"] = float(degrees.mean())
+
+
+def scale_stats(row: dict, scales: Optional[np.ndarray]) -> None:
+    if scales is not None and scales.size:
+        row["scale min"], row["scale max"] = float(scales.min()), float(scales.max())
+
+
+def all_finite(row: dict, parts: dict[str, torch.Tensor]) -> bool:
+    bad = [k for k, v in parts.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        row["_flags"].append(f"{row['layer']} ({row['module']}): {', '.join(bad)} contain NaN or infinite "
+                             "values; the adapter is broken (training diverged?)")
+    return not bad
+
+
+def principal_angles(blocks: np.ndarray) -> np.ndarray:
+    """Rotation angles (radians, >= 0) of each b x b block: eigenvalue phases, one per conjugate pair."""
+    b = blocks.shape[-1]
+    phases = np.sort(np.abs(np.angle(np.linalg.eigvals(blocks))), axis=-1)[..., ::-1]
+    return phases[..., ::2][..., : max(b // 2, 1)].reshape(-1)
+
+
+def orth_dev(blocks: torch.Tensor) -> float:
+    """||M^T M - I||_F / sqrt(d) of the block-diagonal M made of `blocks` (k, b, b), d = k b.
+
+    Normalised by sqrt(d), it is the same for M and for M with its blocks repeated
+    (PEFT OFT's block_share), and the same for M and M^T.
+    """
+    eye = torch.eye(blocks.shape[-1], dtype=blocks.dtype)
+    residual = blocks.transpose(-1, -2) @ blocks - eye
+    return float(residual.pow(2).sum().sqrt()) / math.sqrt(blocks.shape[0] * blocks.shape[-1])
+
+
+def block_rotation_stats(row: dict, rotations: torch.Tensor) -> np.ndarray:
+    """Orthogonality, reflections and angles of a batch of b x b rotation blocks; returns the angles."""
+    row["orth dev"] = orth_dev(rotations)
+    row["reflections"] = int((torch.linalg.det(rotations) < 0).sum())
+    angles = principal_angles(rotations.numpy())
+    angle_stats(row, angles)
+    return angles
+
+
+def natural_key(name: str) -> list:
+    """'layer.10.x' after 'layer.9.x': numbers compared as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def sort_layers(report: AdapterReport, order: list[str]) -> None:
+    """Rows (and angle rows of the heatmap) in model order where known, else in natural order."""
+    rank = {name: i for i, name in enumerate(order)}
+    report.layers.sort(key=lambda r: (rank.get(r["module"], len(rank)), natural_key(r["module"])))
+    names = [r["module"] for r in report.layers]
+    report.angles = {n: report.angles[n] for n in names if n in report.angles}
+    report.scales = {n: report.scales[n] for n in names if n in report.scales}
