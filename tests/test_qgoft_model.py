@@ -332,3 +332,45 @@ def test_offline_default_minilm_wraps_runs_and_counts():
     projected_loss(out).backward()
     grads = [p.grad for p in q.parameters() if p.requires_grad]
     assert len(grads) == 36 and all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+# -- nn.Module.apply and higher-order gradients ------------------------------------
+@pytest.mark.parametrize("arch, classifier", [("bert", False), ("bert", True), ("gpt2", False), ("llama", False)])
+@pytest.mark.parametrize("method", ["goft", "qgoft"])
+def test_module_apply_works_on_wrapped_models(tiny, arch, classifier, method):
+    """transformers calls model.apply(fn) (weight init); no submodule may shadow it."""
+    base = tiny.build(arch, classifier=classifier)
+    inputs = tiny.inputs(arch)
+    cfg = QGOFTConfig(method=method, modules_to_save=["classifier"] if classifier else None)
+    q = get_qgoft_model(base, cfg)
+    tiny.randomize(q, seed=5)
+    with torch.no_grad():
+        before = tiny.output(q, inputs)
+    visited = []
+    assert q.apply(lambda m: visited.append(type(m).__name__)) is q
+    assert q.base_model.apply(lambda m: None) is q.base_model
+    assert visited.count("GivensTree") == len(q.adapter_layers())
+    assert visited.count("QGOFTLayer") == len(q.adapter_layers())
+    with torch.no_grad():
+        assert torch.equal(tiny.output(q, inputs), before)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("method", ["goft", "qgoft"])
+def test_create_graph_through_a_wrapped_model(tiny, arch, method):
+    """A gradient penalty (double backward) through every adapted layer runs and
+    agrees with the first-order gradient."""
+    base = tiny.build(arch)
+    base.set_attn_implementation("eager")  # SDPA kernels have no double backward on CPU
+    q = get_qgoft_model(base, QGOFTConfig(method=method, scaling="output"))
+    tiny.randomize(q, seed=3)
+    params = [p for p in q.parameters() if p.requires_grad]
+    inputs = tiny.inputs(arch)
+    first = torch.autograd.grad(projected_loss(tiny.output(q, inputs)), params)
+    grads = torch.autograd.grad(projected_loss(tiny.output(q, inputs)), params, create_graph=True)
+    for g, ref in zip(grads, first):
+        torch.testing.assert_close(g.detach(), ref, rtol=1e-5, atol=1e-6)
+    penalty = sum(g.pow(2).sum() for g in grads)
+    penalty.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in params)
+    assert sum(float(p.grad.abs().sum()) for p in params) > 0

@@ -117,8 +117,8 @@ def test_fused_stages_equal_naive_level_product(d, block_levels, kind):
 
     g = torch.Generator().manual_seed(7)
     x = torch.randn(3, 5, d, generator=g, dtype=torch.float64)
-    torch.testing.assert_close(tree.apply(x, table), x @ expected, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(tree.apply_transposed(x, table), x @ expected.T, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(tree.rotate(x, table), x @ expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(tree.rotate_transposed(x, table), x @ expected.T, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("d", [5, 12, 100])
@@ -131,31 +131,31 @@ def test_block_levels_do_not_change_the_operator(d):
 
 
 @pytest.mark.parametrize("d", [2, 13, 768])
-def test_apply_transposed_in_fp32(d):
+def test_rotate_transposed_in_fp32(d):
     table = givens_table(random_angles(d, seed=3))
     tree = GivensTree(d)
     m = tree.dense(table)
     x = torch.randn(4, d, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(tree.apply_transposed(x, table), x @ m.T, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(tree.rotate_transposed(x, table), x @ m.T, rtol=1e-5, atol=1e-5)
     # the transpose of a rotation is its inverse
-    torch.testing.assert_close(tree.apply_transposed(tree.apply(x, table), table), x, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(tree.rotate_transposed(tree.rotate(x, table), table), x, rtol=1e-5, atol=1e-5)
 
 
-def test_apply_checks_the_last_dimension():
+def test_rotate_checks_the_last_dimension():
     tree = GivensTree(6)
     table = givens_table(torch.zeros(5))
     with pytest.raises(ValueError, match="last dimension 6"):
-        tree.apply(torch.zeros(2, 7), table)
+        tree.rotate(torch.zeros(2, 7), table)
     with pytest.raises(ValueError, match="last dimension 6"):
-        tree.apply_transposed(torch.zeros(2, 7), table)
+        tree.rotate_transposed(torch.zeros(2, 7), table)
 
 
 @pytest.mark.parametrize("d", [2, 12, 13])
 def test_zero_angles_and_identity_blocks_give_the_identity_exactly(d):
     x = torch.randn(3, d)
     tree = GivensTree(d)
-    assert torch.equal(tree.apply(x, givens_table(torch.zeros(d - 1))), x)
-    assert torch.equal(tree.apply(x, quasi_table(torch.eye(2).expand(d - 1, 2, 2))), x)
+    assert torch.equal(tree.rotate(x, givens_table(torch.zeros(d - 1))), x)
+    assert torch.equal(tree.rotate(x, quasi_table(torch.eye(2).expand(d - 1, 2, 2))), x)
 
 
 # -- alignment onto e_0 (Theorem 4.1 in the tree form) ---------------------------
@@ -182,7 +182,7 @@ def test_tree_aligns_any_vector_onto_e0(d, seed):
     x = torch.randn(d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     theta = alignment_angles(x)
     assert theta.shape == (d - 1,)
-    y = GivensTree(d).apply(x, givens_table(theta))
+    y = GivensTree(d).rotate(x, givens_table(theta))
     target = torch.zeros(d, dtype=torch.float64)
     target[0] = x.norm()
     torch.testing.assert_close(y, target, rtol=0, atol=1e-10 * float(x.norm()))
@@ -195,8 +195,8 @@ def test_gradcheck_wrt_x_and_angles(d, block_levels):
     g = torch.Generator().manual_seed(d)
     x = torch.randn(1, d, generator=g, dtype=torch.float64, requires_grad=True)
     theta = random_angles(d, seed=d, dtype=torch.float64).requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda x, t: tree.apply(x, givens_table(t)), (x, theta))
-    assert torch.autograd.gradcheck(lambda x, t: tree.apply_transposed(x, givens_table(t)), (x, theta))
+    assert torch.autograd.gradcheck(lambda x, t: tree.rotate(x, givens_table(t)), (x, theta))
+    assert torch.autograd.gradcheck(lambda x, t: tree.rotate_transposed(x, givens_table(t)), (x, theta))
 
 
 @pytest.mark.parametrize("d, block_levels", [(8, 3), (12, 3), (13, 3), (13, 1)])
@@ -205,8 +205,8 @@ def test_gradcheck_wrt_x_and_quasi_blocks(d, block_levels):
     g = torch.Generator().manual_seed(d)
     x = torch.randn(1, d, generator=g, dtype=torch.float64, requires_grad=True)
     blocks = random_blocks(d, seed=d).requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda x, b: tree.apply(x, quasi_table(b)), (x, blocks))
-    assert torch.autograd.gradcheck(lambda x, b: tree.apply_transposed(x, quasi_table(b)), (x, blocks))
+    assert torch.autograd.gradcheck(lambda x, b: tree.rotate(x, quasi_table(b)), (x, blocks))
+    assert torch.autograd.gradcheck(lambda x, b: tree.rotate_transposed(x, quasi_table(b)), (x, blocks))
 
 
 @pytest.mark.parametrize("d", [12, 13])
@@ -214,7 +214,56 @@ def test_gradcheck_wrt_the_table_itself(d):
     tree = GivensTree(d)
     x = torch.randn(1, d, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     table = quasi_table(random_blocks(d, seed=2)).detach().requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda t: tree.apply(x, t), (table,))
+    assert torch.autograd.gradcheck(lambda t: tree.rotate(x, t), (table,))
+
+
+@pytest.mark.parametrize("kind", ["goft", "qgoft"])
+@pytest.mark.parametrize("d, block_levels", [(5, 4), (5, 1), (8, 4), (8, 2), (12, 4), (12, 2), (12, 1)])
+def test_double_backward_gradgradcheck(d, block_levels, kind):
+    """create_graph=True through the hand-written backward: exact second derivatives
+    (one and several stages; the second-order path recomputes through plain ops)."""
+    tree = GivensTree(d, block_levels=block_levels)
+    g = torch.Generator().manual_seed(d)
+    x = torch.randn(3, d, generator=g, dtype=torch.float64, requires_grad=True)
+    if kind == "goft":
+        params, table = random_angles(d, seed=d, dtype=torch.float64), givens_table
+    else:
+        params, table = random_blocks(d, seed=d), quasi_table
+    params.requires_grad_(True)
+    assert torch.autograd.gradgradcheck(lambda x, p: tree.rotate(x, table(p)), (x, params))
+    assert torch.autograd.gradgradcheck(lambda x, p: tree.rotate_transposed(x, table(p)), (x, params))
+    # one side only: parameters (frozen input) and input (frozen parameters)
+    assert torch.autograd.gradgradcheck(lambda p: tree.rotate(x.detach(), table(p)), (params,))
+    assert torch.autograd.gradgradcheck(lambda x: tree.rotate(x, table(params.detach())), (x,))
+
+
+def test_first_order_backward_does_not_take_the_double_backward_path(monkeypatch):
+    """The fast backward serves plain .backward(); the recompute only create_graph=True."""
+    import qgoft_core.ops.rotation as rotation
+
+    calls = []
+    original = rotation._differentiable_backward
+    monkeypatch.setattr(rotation, "_differentiable_backward", lambda *a: calls.append(1) or original(*a))
+    d = 12
+    tree = GivensTree(d, block_levels=2)
+    theta = random_angles(d, dtype=torch.float64).requires_grad_(True)
+    x = torch.randn(4, d, dtype=torch.float64)
+    tree.rotate(x, givens_table(theta)).pow(2).sum().backward()
+    first = theta.grad.clone()
+    assert calls == []
+    theta.grad = None
+    (grad,) = torch.autograd.grad(tree.rotate(x, givens_table(theta)).pow(2).sum(), theta, create_graph=True)
+    assert calls == [1]
+    torch.testing.assert_close(grad.detach(), first, rtol=1e-12, atol=1e-12)
+    grad.pow(2).sum().backward()
+    assert theta.grad is not None and torch.isfinite(theta.grad).all()
+
+
+def test_givens_tree_does_not_shadow_module_apply():
+    tree = GivensTree(12)
+    seen = []
+    assert tree.apply(seen.append) is tree  # nn.Module.apply(fn)
+    assert seen == [tree]
 
 
 def test_angle_map_has_rank_d_minus_1_not_full_so_d():
@@ -231,30 +280,30 @@ def test_gradcheck_with_only_one_side_requiring_grad(d):
     tree = GivensTree(d)
     x = torch.randn(2, d, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     theta = random_angles(d, seed=4, dtype=torch.float64)
-    assert torch.autograd.gradcheck(lambda x: tree.apply(x, givens_table(theta)), (x.clone().requires_grad_(True),))
-    assert torch.autograd.gradcheck(lambda t: tree.apply(x, givens_table(t)), (theta.clone().requires_grad_(True),))
+    assert torch.autograd.gradcheck(lambda x: tree.rotate(x, givens_table(theta)), (x.clone().requires_grad_(True),))
+    assert torch.autograd.gradcheck(lambda t: tree.rotate(x, givens_table(t)), (theta.clone().requires_grad_(True),))
 
 
 @pytest.mark.parametrize("d", [5, 13, 100])
-def test_apply_accepts_strided_and_batched_inputs(d):
+def test_rotate_accepts_strided_and_batched_inputs(d):
     table = quasi_table(random_blocks(d, seed=6))
     tree = GivensTree(d)
     m = naive_operator(d, table)
     x = torch.randn(d, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2)).T  # not contiguous
-    torch.testing.assert_close(tree.apply(x, table), x @ m, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(tree.apply_transposed(x, table), x @ m.T, rtol=1e-12, atol=1e-12)
-    y = tree.apply(x.reshape(2, 3, d), table)
+    torch.testing.assert_close(tree.rotate(x, table), x @ m, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(tree.rotate_transposed(x, table), x @ m.T, rtol=1e-12, atol=1e-12)
+    y = tree.rotate(x.reshape(2, 3, d), table)
     assert y.shape == (2, 3, d)
     torch.testing.assert_close(y.reshape(6, d), x @ m, rtol=1e-12, atol=1e-12)
-    assert tree.apply(torch.zeros(0, d, dtype=torch.float64), table).shape == (0, d)
+    assert tree.rotate(torch.zeros(0, d, dtype=torch.float64), table).shape == (0, d)
 
 
-def test_apply_computes_in_the_tables_dtype():
+def test_rotate_computes_in_the_tables_dtype():
     d = 12
     tree = GivensTree(d)
     x = torch.randn(3, d).to(torch.bfloat16)
     table = givens_table(random_angles(d))
-    y = tree.apply(x, table)
+    y = tree.rotate(x, table)
     assert y.dtype == torch.float32
     torch.testing.assert_close(y, x.float() @ tree.dense(table), rtol=1e-5, atol=1e-5)
 
@@ -269,9 +318,9 @@ def test_rotation_stays_fp32_under_autocast():
     tree = GivensTree(384)
     table = givens_table(torch.randn(383))
     x = torch.randn(64, 384)
-    exact = tree.apply(x, table)
+    exact = tree.rotate(x, table)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        under_autocast = tree.apply(x, table)
+        under_autocast = tree.rotate(x, table)
     assert under_autocast.dtype == torch.float32
     assert torch.allclose(under_autocast, exact, atol=1e-6, rtol=1e-6)
 

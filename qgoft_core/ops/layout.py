@@ -60,22 +60,19 @@ def pair_index(d: int) -> dict[tuple[int, int], int]:
 class StagePlan:
     """Levels first_level .. first_level + levels - 1, fused into blocks.
 
-    The stage works on the survivor vector x[::stride] of length `length`, padded
-    to groups * block entries.
+    The stage works on the survivor vector x[::2^(first_level - 1)] of length
+    `length`, padded to groups * block entries.
     """
 
-    stride: int
     length: int
     levels: int
     block: int
     groups: int
     # For each 2 x 2 slot: the flat positions of its 4 entries in a
     # (levels, groups, block, block) tensor and the parameter it reads
-    # (num_pairs means "identity": the pair falls outside d).
+    # (d - 1, the identity row of the table: the pair falls outside d).
     slot_positions: torch.Tensor  # (slots, 4) int64
     slot_params: torch.Tensor  # (slots,) int64
-    # 1 on the diagonal entries that no slot covers at a level, else 0.
-    untouched_diagonal: torch.Tensor  # (levels * groups * block * block,) float32
 
 
 @lru_cache(maxsize=None)
@@ -96,7 +93,6 @@ def stage_plans(d: int, block_levels: int = 4) -> tuple[StagePlan, ...]:
         block = 2**levels
         groups = -(-length // block)
         positions, params = [], []
-        covered = torch.zeros(levels, groups, block, dtype=torch.bool)
         for local in range(1, levels + 1):
             step, half = 2**local, 2 ** (local - 1)
             for g in range(groups):
@@ -111,11 +107,8 @@ def stage_plans(d: int, block_levels: int = 4) -> tuple[StagePlan, ...]:
                     positions.append([base + i * block + i, base + i * block + j,
                                       base + j * block + i, base + j * block + j])
                     params.append(p)
-                    covered[local - 1, g, i] = covered[local - 1, g, j] = True
-        eye = torch.eye(block, dtype=torch.bool).expand(levels, groups, block, block)
-        untouched = (eye & ~covered.unsqueeze(-1)).to(torch.float32).reshape(-1)
-        plans.append(StagePlan(stride, length, levels, block, groups,
+        plans.append(StagePlan(length, levels, block, groups,
                                torch.tensor(positions, dtype=torch.int64),
-                               torch.tensor(params, dtype=torch.int64), untouched))
+                               torch.tensor(params, dtype=torch.int64)))
         done += levels
     return tuple(plans)

@@ -69,6 +69,13 @@ class StagedRotation(torch.autograd.Function):
     through the same ops spends more time in copies (cat, reshapes of
     transposed views) than in arithmetic; here each stage is one bmm forward and
     two backward, and survivors are written back in place.
+
+    Higher-order gradients (create_graph=True: gradient penalties, Hessian-vector
+    products, gradgradcheck) are supported: a backward that runs with grad mode
+    on does not use the fast formulas (their in-place writes and saved stage
+    inputs are not differentiable) but differentiates `_reference_rotate`, the
+    same product through plain autograd ops, with create_graph=True. The usual
+    first-order backward is unchanged.
     """
 
     @staticmethod
@@ -87,16 +94,28 @@ class StagedRotation(torch.autograd.Function):
 
         y = run(x, 0)
         ctx.plans = plans
-        ctx.save_for_backward(*inputs, *blocks)
+        ctx.save_for_backward(x, *inputs, *blocks)
         return y
 
     @staticmethod
     def backward(ctx, grad_y: torch.Tensor):
         plans = ctx.plans
-        saved = ctx.saved_tensors
+        x, *saved = ctx.saved_tensors
         inputs, blocks = saved[: len(plans)], saved[len(plans):]
+        if torch.is_grad_enabled():  # create_graph=True: a differentiable backward
+            return _differentiable_backward(ctx, grad_y, x, blocks)
         grad_blocks = [None] * len(plans)
 
+        # Stage k, per group: G (N tokens x b, the stage's input `inputs[k]`) times
+        # its block B gives O = G B; the survivor column O[:, :, 0] then goes
+        # through the deeper stages k+1.. and is replaced by their output.
+        #   g = dL/dO arrives as the grouped gradient of the stage's output, except
+        #       that its survivor column is still the gradient w.r.t. the deeper
+        #       stages' output: back-propagate that column through them first.
+        #   dG = g B^T                 (gradient of this stage's input)
+        #   dB = G^T g                 (= sum over tokens n of G[n]^T g[n])
+        # Padded entries of G are 0 and only meet identity slots, so they add
+        # nothing to dB, and their dG is dropped by _ungrouped.
         def run(gv: torch.Tensor, k: int) -> torch.Tensor:
             g = _grouped(gv, plans[k])
             if k + 1 < len(plans):
@@ -110,14 +129,43 @@ class StagedRotation(torch.autograd.Function):
         return (grad_x if ctx.needs_input_grad[0] else None), None, *grad_blocks
 
 
+def _reference_rotate(x: torch.Tensor, plans, blocks, k: int = 0) -> torch.Tensor:
+    """What StagedRotation computes, through plain differentiable ops (no in-place)."""
+    plan = plans[k]
+    out = torch.bmm(_grouped(x, plan), blocks[k])
+    if k + 1 < len(plans):
+        survivors = _reference_rotate(out[:, :, 0].t(), plans, blocks, k + 1).t()
+        out = torch.cat((survivors.unsqueeze(-1), out[:, :, 1:]), dim=-1)
+    return _ungrouped(out, plan)
+
+
+def _differentiable_backward(ctx, grad_y: torch.Tensor, x: torch.Tensor, blocks):
+    """StagedRotation's gradients as a graph (for double backward)."""
+    needs = (ctx.needs_input_grad[0], *ctx.needs_input_grad[2:])
+    wanted = [t for t, need in zip((x, *blocks), needs) if need]
+    y = _reference_rotate(x, ctx.plans, blocks)
+    grads = iter(torch.autograd.grad(y, wanted, grad_y, create_graph=True, allow_unused=True))
+    out = []
+    for t, need in zip((x, *blocks), needs):
+        g = next(grads) if need else None
+        out.append(torch.zeros_like(t) if need and g is None else g)
+    return out[0], None, *out[1:]
+
+
 class GivensTree(nn.Module):
-    """The fused-stage layout of one input dimension d, as device buffers."""
+    """The fused-stage layout of one input dimension d, as device buffers.
+
+    `rotate(x, table)` is x @ M and `rotate_transposed(x, table)` is x @ M^T
+    (named so as not to shadow nn.Module.apply, which transformers calls to
+    initialise weights). Both are differentiable to any order: `rotate` through
+    StagedRotation (a fast hand-written first-order backward, a differentiable
+    recompute when create_graph=True), `rotate_transposed` through plain ops.
+    """
 
     def __init__(self, d: int, block_levels: int = 4):
         super().__init__()
         check_dim(d)
         self.d = d
-        self.block_levels = block_levels
         self.plans = stage_plans(d, block_levels)
         # All stages' blocks are built in one batch: every stage's groups padded to the
         # largest block and level count (identity there), so one scatter and one chain
@@ -142,10 +190,6 @@ class GivensTree(nn.Module):
         self.register_buffer("slot_params", torch.cat(params), persistent=False)
         self.register_buffer("identity_levels", eye.reshape(-1).clone(), persistent=False)
 
-    @property
-    def num_pairs(self) -> int:
-        return self.d - 1
-
     def stage_blocks(self, table: torch.Tensor) -> list[torch.Tensor]:
         """One (groups, block, block) tensor per stage, from a (d, 4) table."""
         values = table.index_select(0, self.slot_params).reshape(-1)
@@ -160,7 +204,7 @@ class GivensTree(nn.Module):
             offset += plan.groups
         return out
 
-    def apply(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    def rotate(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """x @ M for x of shape (..., d); computed in the table's dtype."""
         if x.shape[-1] != self.d:
             raise ValueError(f"expected last dimension {self.d}, got {tuple(x.shape)}")
@@ -172,17 +216,17 @@ class GivensTree(nn.Module):
             y = StagedRotation.apply(flat, self.plans, *self.stage_blocks(table))
         return y.reshape(*lead, self.d)
 
-    def apply_transposed(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    def rotate_transposed(self, x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """x @ M^T for x of shape (..., d): how merged weights W M^T are formed."""
         if x.shape[-1] != self.d:
             raise ValueError(f"expected last dimension {self.d}, got {tuple(x.shape)}")
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.d).to(table.dtype)
         blocks = [b.transpose(-1, -2) for b in self.stage_blocks(table)]
-        y = self._apply_stages_transposed(flat, blocks, 0)
+        y = self._rotate_stages_transposed(flat, blocks, 0)
         return y.reshape(*lead, self.d)
 
-    def _apply_stages_transposed(self, x: torch.Tensor, blocks: list[torch.Tensor], k: int) -> torch.Tensor:
+    def _rotate_stages_transposed(self, x: torch.Tensor, blocks: list[torch.Tensor], k: int) -> torch.Tensor:
         # M^T = S_K^T ... S_1^T: the deepest stage (on the survivors) acts first.
         plan = self.plans[k]
         padded = plan.groups * plan.block
@@ -190,7 +234,7 @@ class GivensTree(nn.Module):
             x = nn.functional.pad(x, (0, padded - plan.length))
         grouped = x.view(x.shape[0], plan.groups, plan.block)
         if k + 1 < len(self.plans):
-            survivors = self._apply_stages_transposed(grouped[..., 0], blocks, k + 1)
+            survivors = self._rotate_stages_transposed(grouped[..., 0], blocks, k + 1)
             grouped = torch.cat((survivors.unsqueeze(-1), grouped[..., 1:]), dim=-1)
         mixed = _mix(grouped, blocks[k])
         out = mixed.reshape(x.shape[0], padded)
@@ -224,7 +268,7 @@ class GivensTree(nn.Module):
         rest = float((g0[:, 1:, 1:] - eye[1:, 1:]).pow(2).sum())
         c2 = g0[:, 0, 1:].pow(2).sum(-1)
         survivors = torch.eye(plan.groups, dtype=torch.float64, device=g0.device)
-        r1 = self._apply_stages_transposed(survivors, [b.transpose(-1, -2) for b in blocks], 1).T
+        r1 = self._rotate_stages_transposed(survivors, [b.transpose(-1, -2) for b in blocks], 1).T
         top = r1.T @ (g0[:, 0, 0].unsqueeze(1) * r1) - survivors
         cross = float((r1.pow(2).sum(1) * c2).sum())
         return (float(top.pow(2).sum()) + 2.0 * cross + rest) ** 0.5
@@ -232,4 +276,4 @@ class GivensTree(nn.Module):
     def dense(self, table: torch.Tensor) -> torch.Tensor:
         """The d x d operator M itself (for merging, metrics and tests)."""
         eye = torch.eye(self.d, dtype=table.dtype, device=table.device)
-        return self.apply(eye, table)
+        return self.rotate(eye, table)

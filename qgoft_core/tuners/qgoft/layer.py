@@ -20,7 +20,6 @@ try:  # GPT-2 style layers store their weight as (in, out).
 except ImportError:  # pragma: no cover - transformers is a hard dependency
     Conv1D = ()
 
-ADAPTER_PARAM_NAMES = ("qgoft_theta", "qgoft_blocks", "qgoft_scale_out", "qgoft_scale_in")
 ADAPTABLE_TYPES = (nn.Linear, Conv1D) if Conv1D else (nn.Linear,)
 
 
@@ -107,7 +106,7 @@ class QGOFTLayer(nn.Module):
     def merged_weight(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """diag(s_out) W M_s^T without touching the layer (O(n d log d))."""
         w = self.original_weight().to(dtype)
-        out = self.tree.apply_transposed(w, self.block_table(dtype))
+        out = self.tree.rotate_transposed(w, self.block_table(dtype))
         if self.scaling == "input":  # W (diag(s) M)^T = (W M^T) diag(s)
             out = out * self.qgoft_scale_in.to(dtype)
         if self.scaling == "output":
@@ -132,7 +131,7 @@ class QGOFTLayer(nn.Module):
         dtype = x.dtype
         if self.scaling == "input":
             x = x * self.qgoft_scale_in.to(x.dtype)
-        rotated = self.tree.apply(x, self.block_table()).to(dtype)
+        rotated = self.tree.rotate(x, self.block_table()).to(dtype)
         if self.scaling != "output":
             return self.base_layer(rotated, *args, **kwargs)
         weight = self.base_weight()
