@@ -9,11 +9,13 @@ so that PEFT evaluates the Cayley transform exactly.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors.torch import save_file
 
-from qgoft_core.tuners.qgoft.model import QGOFTModel
+if TYPE_CHECKING:  # io knows files, not models: a QGOFTModel is only read through its methods
+    from qgoft_core.tuners.qgoft.model import QGOFTModel
 
 
 class PeftExportError(ValueError):

@@ -3,14 +3,20 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Iterator
+import math
+from pathlib import Path
+from typing import Any, Iterator
 
 import torch
 from torch import nn
 
-from qgoft_core.tuners.qgoft.config import QGOFTConfig
+from qgoft_core.io import adapter_files as files
+from qgoft_core.io.adapter_files import (AdapterFormatError, BaseModelMismatchError, MissingKeysError,
+                                         ShapeMismatchError, UnexpectedKeysError, UnknownMethodError)
+from qgoft_core.tuners.qgoft.config import METHODS, QGOFTConfig
 from qgoft_core.tuners.qgoft.layer import QGOFTLayer
 from qgoft_core.tuners.qgoft.targets import _matches, find_targets
+from qgoft_core.tuners.utils import count_parameters
 
 
 class ModulesToSaveWrapper(nn.Module):
@@ -109,14 +115,7 @@ class QGOFTModel(nn.Module):
 
     def get_nb_trainable_parameters(self) -> tuple[int, int]:
         """(trainable, all) parameter counts; shared tensors counted once."""
-        seen, trainable, total = set(), 0, 0
-        for p in self.parameters():
-            if id(p) in seen:
-                continue
-            seen.add(id(p))
-            total += p.numel()
-            trainable += p.numel() if p.requires_grad else 0
-        return trainable, total
+        return count_parameters(self)
 
     def print_trainable_parameters(self) -> None:
         trainable, total = self.get_nb_trainable_parameters()
@@ -170,13 +169,11 @@ class QGOFTModel(nn.Module):
 
     # -- files --------------------------------------------------------------
     def save_pretrained(self, directory) -> None:
-        from qgoft_core.io.adapter_files import save_adapter
         save_adapter(self, directory)
 
     @classmethod
     def from_pretrained(cls, model: nn.Module, directory, is_trainable: bool = False,
                         check_base: bool = True) -> "QGOFTModel":
-        from qgoft_core.io.adapter_files import load_adapter
         return load_adapter(model, directory, is_trainable=is_trainable, check_base=check_base)
 
 
@@ -195,3 +192,109 @@ def get_qgoft_model(model: nn.Module, config: QGOFTConfig) -> QGOFTModel:
     if not isinstance(config, QGOFTConfig):
         raise TypeError(f"expected a QGOFTConfig, got {type(config).__name__}")
     return QGOFTModel(model, config)
+
+
+# -- adapter folders (the file format itself is io.adapter_files) -------------------
+def _weight_norm(layer: QGOFTLayer) -> float:
+    return float(layer.original_weight().detach().double().norm())
+
+
+def save_adapter(model: QGOFTModel, directory) -> Path:
+    """Write `model`'s adapter (and saved modules) as an adapter folder."""
+    layers = {
+        name: {"in_features": layer.in_features, "out_features": layer.out_features,
+               "kind": "conv1d" if layer.is_conv1d else "linear",
+               "base_weight_norm": _weight_norm(layer)}
+        for name, layer in model.adapter_layers().items()
+    }
+    config = {
+        **model.config.to_dict(),
+        "angle_parameterisation": files.ANGLE_DOC[model.config.angle_param] if model.config.method == "goft"
+        else files.QUASI_DOC,
+        "pair_order": files.PAIR_ORDER_DOC,
+        "layers": layers,
+    }
+    return files.write_adapter_folder(directory, config, model.adapter_state_dict())
+
+
+def qgoft_config_from_dict(raw: dict[str, Any]) -> QGOFTConfig:
+    """The QGOFTConfig of an adapter folder's JSON config, or an AdapterFormatError."""
+    files.check_format(raw)
+    if raw.get("method") not in METHODS:
+        raise UnknownMethodError(f"unknown method {raw.get('method')!r}; expected one of {', '.join(METHODS)}")
+    try:
+        return QGOFTConfig.from_dict(raw)
+    except (TypeError, ValueError) as exc:
+        raise AdapterFormatError(f"invalid adapter config: {exc}") from None
+
+
+def _check_base(model: QGOFTModel, raw: dict[str, Any]) -> None:
+    recorded, current = raw.get("base_model_name_or_path"), base_model_id(model.base_model)
+    if recorded and current and recorded != current:
+        raise BaseModelMismatchError(
+            f"adapter was trained on base model {recorded!r} but is being loaded into {current!r}")
+    layers = model.adapter_layers()
+    for name, meta in (raw.get("layers") or {}).items():
+        if name not in layers or "base_weight_norm" not in meta:
+            continue
+        norm = _weight_norm(layers[name])
+        if not math.isclose(norm, float(meta["base_weight_norm"]), rel_tol=1e-4):
+            raise BaseModelMismatchError(
+                f"layer {name}: base weight differs from the one the adapter was trained on "
+                f"(norm {norm:.6g} vs {float(meta['base_weight_norm']):.6g}); wrong base model?")
+
+
+def load_adapter(base: nn.Module, directory, is_trainable: bool = False,
+                 check_base: bool = True) -> QGOFTModel:
+    """Wrap `base` with the adapter saved in `directory`, checking everything."""
+    # Wrapping freezes the shared weight tensors (requires_grad is a property of
+    # the tensor, which share_base does not copy): put the flags back when a check
+    # fails, so that a refused file leaves the caller's model exactly as it was.
+    flags = [(p, p.requires_grad) for p in base.parameters()]
+    try:
+        return _load_adapter(base, directory, is_trainable, check_base)
+    except BaseException:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        raise
+
+
+def _load_adapter(base: nn.Module, directory, is_trainable: bool, check_base: bool) -> QGOFTModel:
+    raw = files.read_adapter_config(directory)
+    config = qgoft_config_from_dict(raw)
+    recorded_layers = raw.get("layers") or {}
+    try:
+        # Wrap a structural copy (same weight tensors): a file that fails a check
+        # below must leave the caller's model exactly as it was.
+        model = QGOFTModel(share_base(base), config)
+    except ValueError as exc:
+        raise ShapeMismatchError(f"the adapter's target layers do not fit this model: {exc}") from None
+    expected = model.adapter_state_dict()
+    for name, layer in model.adapter_layers().items():
+        meta = recorded_layers.get(name)
+        if meta and (meta.get("in_features"), meta.get("out_features")) != (layer.in_features, layer.out_features):
+            raise ShapeMismatchError(
+                f"layer {name}: adapter is for {meta.get('in_features')} -> {meta.get('out_features')} "
+                f"features, the model has {layer.in_features} -> {layer.out_features}")
+    tensors = files.read_adapter_tensors(directory)
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing:
+        raise MissingKeysError(f"{len(missing)} adapter tensors missing, e.g. {missing[:3]}")
+    if extra:
+        raise UnexpectedKeysError(f"{len(extra)} tensors do not belong to this model, e.g. {extra[:3]}")
+    for key, target in expected.items():
+        if tuple(tensors[key].shape) != tuple(target.shape):
+            raise ShapeMismatchError(f"{key}: file has shape {tuple(tensors[key].shape)}, "
+                                     f"the model needs {tuple(target.shape)}")
+        if not torch.isfinite(tensors[key]).all():
+            raise AdapterFormatError(f"{key} contains NaN or infinite values")
+    if check_base:
+        _check_base(model, raw)
+    with torch.no_grad():
+        for key, target in expected.items():
+            target.copy_(tensors[key].to(target.dtype))
+    for p in model.parameters():
+        if p.requires_grad and not is_trainable:
+            p.requires_grad_(False)
+    return model
