@@ -42,8 +42,7 @@ def _device(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from qgoft_core.explore.methods import METHOD_LABELS, METHODS
-    from qgoft_core.explore.training import DEFAULT_LR
+    from qgoft_core.explore.registry import METHOD_SPECS, METHODS
 
     parser = _Parser(prog="qgoft", description="GOFT / qGOFT orthogonal fine-tuning from the command line.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{train,inspect,bench}",
@@ -62,14 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="your own CSV / TSV / JSON Lines file with a text and a label column")
     train.add_argument("--text-column", default=None, help="text column of --data (default: detected)")
     train.add_argument("--label-column", default=None, help="label column of --data (default: detected)")
-    methods = ", ".join(f"{m} = {METHOD_LABELS[m]}" for m in METHODS)
+    methods = ", ".join(f"{m} = {s.label}" for m, s in METHOD_SPECS.items())
     train.add_argument("--method", choices=METHODS, default="qgoft", metavar="METHOD",
                        help=f"one of: {methods} (default: qgoft)")
     train.add_argument("--scaling", choices=("none", "output", "input"), default="none",
                        help="GOFT/qGOFT scales: output (per neuron, keeps angles), input (the paper's GOFT*)")
     train.add_argument("--reg-lambda", type=float, default=0.01,
                        help="qGOFT orthogonality penalty weight (default: 0.01)")
-    lrs = ", ".join(f"{m} {lr:g}" for m, lr in DEFAULT_LR.items())
+    lrs = ", ".join(f"{m} {s.default_lr:g}" for m, s in METHOD_SPECS.items())
     train.add_argument("--lr", type=float, default=None, help=f"learning rate (default per method: {lrs})")
     train.add_argument("--steps", type=int, default=60, help="optimizer steps (default: 60)")
     train.add_argument("--batch-size", type=int, default=16, help="examples per step (default: 16)")

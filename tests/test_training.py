@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from qgoft_core.explore.methods import METHODS
+from qgoft_core.explore.registry import METHODS
 from qgoft_core.explore.models import ModelLoadError, load_base
 from qgoft_core.explore.training import STEP_CAP, RunConfig, TrainingConfigError, TrainingDiverged, TrainingRun
 

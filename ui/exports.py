@@ -69,7 +69,7 @@ def export_run(run, out_dir: Path) -> Export:
     report_html.write_text(run_report_html(run), encoding="utf-8")
     notes: list[str] = []
     peft_zip = None
-    if run.config.method == "goft" and run.config.scaling is None and run.tuned.qgoft is not None:
+    if run.config.method == "goft" and run.config.scaling is None and run.tuned.spec.givens:
         try:
             peft_dir = export_peft_oft(run.tuned.qgoft, out_dir / f"{stem}-peft-oft")
             peft_zip = zip_folder(peft_dir, out_dir / f"{stem}-peft-oft.zip", f"{stem}-peft-oft")
@@ -99,7 +99,7 @@ def load_snippet(run, folder: str) -> str:
         f"classifier = SentenceClassifier(share_base(base.encoder), num_labels={len(labels)}, "
         "pooling=base.pooling)\n"
     )
-    if run.tuned.qgoft is not None:
+    if run.tuned.spec.givens:
         body = ("from qgoft_core import QGOFTModel\n"
                 f"model = QGOFTModel.from_pretrained(classifier, {folder!r})  # the unzipped folder\n"
                 "model.merge_adapter()  # optional: fold the rotations into the weights, no extra cost\n")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 from urllib.parse import urlencode
 
-from qgoft_core.explore.methods import METHODS
+from qgoft_core.explore.registry import METHODS
 from qgoft_core.explore.models import DEFAULT_MODEL_ID
 
 SCHEMA_VERSION = 1

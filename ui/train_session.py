@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Iterator, Optional
 
+from qgoft_core.explore.registry import GIVENS_METHODS
 from qgoft_core.explore.models import DEFAULT_MODEL_ID, ModelLoadError, load_base
 from qgoft_core.explore.training import STEP_CAP, RunConfig, TrainingConfigError, TrainingDiverged, TrainingRun
 from qgoft_core.tuners.qgoft.targets import find_targets
@@ -137,7 +138,7 @@ def _new_run(model_id: str, controls: Controls, task, max_steps: int) -> Trainin
     base = load_base(model_id)
     scaling = SCALING_VALUES.get(controls.scaling, controls.scaling)
     config = RunConfig(model=model_id, task=task.name, method=controls.method,
-                       scaling=scaling if controls.method in ("goft", "qgoft") else None,
+                       scaling=scaling if controls.method in GIVENS_METHODS else None,
                        reg_lambda=controls.lam, target_modules=target_modules(base, controls.layers),
                        lr=controls.lr, steps=controls.steps, batch_size=controls.batch_size, seed=controls.seed,
                        device=run_device(), max_steps=max_steps)
@@ -167,7 +168,7 @@ def _apply_live(run: TrainingRun, controls: Controls) -> None:
     probe = replace(run.config, lr=controls.lr, reg_lambda=controls.lam, steps=controls.steps)
     probe.validate()
     run.config = probe
-    if run.tuned.qgoft is not None:
+    if run.tuned.spec.givens:
         run.tuned.qgoft.config.reg_lambda = float(controls.lam)
 
 
@@ -198,7 +199,7 @@ def apply_live_settings(run: TrainingRun, lr: Any, lam: Any) -> bool:
     except (TypeError, ValueError):
         return False  # half-typed or out of range: the run keeps what it had
     run.config = probe
-    if run.tuned.qgoft is not None:
+    if run.tuned.spec.givens:
         run.tuned.qgoft.config.reg_lambda = lam
     return True
 

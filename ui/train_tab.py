@@ -13,9 +13,9 @@ import gradio as gr
 
 from qgoft_core.viz import figures as F
 from demos.learn_texts import CHART_NOTES
-from qgoft_core.explore.methods import METHOD_LABELS, METHODS
+from qgoft_core.explore.registry import GIVENS_METHODS, METHOD_SPECS, method_spec
 from qgoft_core.explore.models import DEFAULT_MODEL_ID
-from qgoft_core.explore.training import DEFAULT_LR, TrainingConfigError
+from qgoft_core.explore.training import TrainingConfigError
 from qgoft_core.explore.data.user_files import DataFileError, load_text_file_with_report
 
 from ui import exports, share
@@ -89,7 +89,7 @@ def build_train_tab(ctx: AppContext) -> None:
                                  file_types=[".csv", ".tsv", ".jsonl", ".txt"], type="filepath", height=130,
                                  elem_id="upload")
                 upload_status = gr.Markdown(elem_id="upload-status")
-            method = gr.Dropdown(choices=[(METHOD_LABELS[m], m) for m in METHODS], value="qgoft",
+            method = gr.Dropdown(choices=[(s.label, m) for m, s in METHOD_SPECS.items()], value="qgoft",
                                  label="Method", elem_id="method",
                                  info="GOFT: exact Givens rotations. qGOFT: quasi-Givens blocks kept near-"
                                       "orthogonal by a penalty. The rest are baselines to compare.")
@@ -101,7 +101,7 @@ def build_train_tab(ctx: AppContext) -> None:
                             elem_id="lam",
                             info="qGOFT only: weight of λ·Σ⟨α,β⟩², which keeps the blocks near-orthogonal; "
                                  "acts at once, even while training.")
-            lr = gr.Number(value=DEFAULT_LR["qgoft"], minimum=1e-6, maximum=1.0, step=0.0005, label="Learning rate",
+            lr = gr.Number(value=METHOD_SPECS["qgoft"].default_lr, minimum=1e-6, maximum=1.0, step=0.0005, label="Learning rate",
                            elem_id="lr", info="AdamW step size (warm-up over the first 5 steps); acts at once, "
                                               "even while training. Changing the method sets its usual value.")
             batch_size = gr.Slider(1, 128, value=16, step=1, label="Batch size", elem_id="bs",
@@ -257,8 +257,8 @@ def build_train_tab(ctx: AppContext) -> None:
 
     # -- settings that follow each other ----------------------------------------------------------
     def method_changed(value):
-        rotation = value in ("goft", "qgoft")
-        return (gr.Number(value=DEFAULT_LR.get(value, DEFAULT_LR["qgoft"])),
+        rotation = value in METHOD_SPECS and method_spec(value).givens
+        return (gr.Number(value=METHOD_SPECS.get(value, METHOD_SPECS["qgoft"]).default_lr),
                 gr.Radio(interactive=rotation), gr.Number(interactive=value == "qgoft"))
 
     method.input(method_changed, [method], [lr, scaling, lam], show_progress="hidden",
@@ -359,7 +359,7 @@ def build_train_tab(ctx: AppContext) -> None:
                              choices=choices if any(v == model_value for _, v in choices)
                              else choices + [(model_value, model_value)]),
             task: gr.update(value=values["task"]), method: gr.update(value=values["method"]),
-            scaling: gr.update(value=values["scaling"], interactive=values["method"] in ("goft", "qgoft")),
+            scaling: gr.update(value=values["scaling"], interactive=values["method"] in GIVENS_METHODS),
             layers: gr.update(value=values["layers"]),
             lam: gr.update(value=values["lam"], interactive=values["method"] == "qgoft"),
             lr: gr.update(value=values["lr"]), batch_size: gr.update(value=values["bs"]),

@@ -17,7 +17,7 @@ import numpy as np
 from gradio.components.plot import PlotData
 
 from qgoft_core.viz import figures as F
-from qgoft_core.explore.methods import METHOD_LABELS
+from qgoft_core.explore.registry import method_label, method_spec
 
 from ui.runs import ViewState
 
@@ -101,7 +101,7 @@ def status_markdown(run, state: str, message: str = "") -> str:
     parts.append(info["device"])
     share = 100.0 * trainable / total if total else 0.0
     parts.append(f"trainable {trainable:,} of {total:,} parameters ({share:.2g}%)")
-    parts.append(f"{METHOD_LABELS.get(run.config.method, run.config.method)}, seed {run.seed}")
+    parts.append(f"{method_label(run.config.method)}, seed {run.seed}")
     line = " · ".join(parts)
     return line + (f"\n\n{message}" if message else "")
 
@@ -197,7 +197,7 @@ def snapshot_views(run, view: ViewState) -> dict[str, Any]:
     notes = [f"**Layer {F.short_layer_name(layer)}** (`{layer}`) at **step {snap['step']}** "
              f"(snapshot {index + 1} of {len(snapshots)}; {follow})."]
     if not np.asarray(layer_info.get("angles") if layer_info.get("angles") is not None else []).size:
-        notes.append(f"{METHOD_LABELS.get(method, method)} has no Givens angles: the angle charts stay empty; "
+        notes.append(f"{method_label(method)} has no Givens angles: the angle charts stay empty; "
                      "norm change, orthogonality and energy drift still apply.")
     return {
         HEATMAP: plot_data(heatmap),

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from qgoft_core import metrics as M
-from qgoft_core.explore.methods import METHOD_LABELS
+from qgoft_core.explore.registry import lighter, method_label, method_spec
 from qgoft_core.explore.models import BaseModel, load_base
 from qgoft_core.explore.training import RunConfig, TrainingConfigError, TrainingDiverged, TrainingRun
 
@@ -49,6 +49,12 @@ class CompareMethod:
     label: str  # short, unique: bar labels and legend entries
     overrides: Mapping[str, Any]  # RunConfig fields (always "method" and "lr")
     note: str  # one line for the method picker's help
+    variant: bool = False  # a variant of its method: drawn in a lighter shade of the method's colour
+
+    @property
+    def color(self) -> str:
+        color = method_spec(self.method).color
+        return lighter(color) if self.variant else color
 
     @property
     def method(self) -> str:
@@ -59,8 +65,8 @@ class CompareMethod:
         return float(self.overrides["lr"])
 
 
-def _entry(key: str, label: str, note: str, **overrides: Any) -> tuple[str, CompareMethod]:
-    return key, CompareMethod(key, label, dict(overrides), note)
+def _entry(key: str, label: str, note: str, variant: bool = False, **overrides: Any) -> tuple[str, CompareMethod]:
+    return key, CompareMethod(key, label, dict(overrides), note, variant)
 
 
 # Learning rates: each method's pick from the quality benchmark's grid
@@ -75,14 +81,14 @@ COMPARE_METHODS: dict[str, CompareMethod] = dict([
     _entry("qgoft", "qGOFT", "quasi-Givens 2x2 blocks with a soft orthogonality penalty (lambda 0.01)",
            method="qgoft", lr=1.5e-3, reg_lambda=0.01),
     _entry("qgoft_big_lambda", "qGOFT λ=1", "qGOFT with a 100x stronger penalty (lambda 1.0): "
-           "closer to strict GOFT", method="qgoft", lr=1.5e-3, reg_lambda=1.0),
+           "closer to strict GOFT", variant=True, method="qgoft", lr=1.5e-3, reg_lambda=1.0),
     _entry("lora", "LoRA", "PEFT LoRA, rank 8, alpha 16: a low-rank additive update",
            method="lora", lr=9e-4, lora_r=8),
     _entry("oft_neumann", "OFT (Neumann)", "PEFT OFT, block 32, Cayley transform approximated by a "
            "Neumann series (PEFT's default): only approximately orthogonal",
            method="oft", lr=9e-4, oft_cayley_neumann=True),
     _entry("oft_exact", "OFT (exact)", "PEFT OFT, block 32, exact Cayley transform (matrix inverse): "
-           "orthogonal up to rounding", method="oft", lr=9e-4, oft_cayley_neumann=False),
+           "orthogonal up to rounding", variant=True, method="oft", lr=9e-4, oft_cayley_neumann=False),
     _entry("boft", "BOFT", "PEFT BOFT, block 4, 2 butterfly factors; on a machine without PEFT's CUDA "
            "extension PEFT itself drops to 1 factor (block-diagonal, like OFT with 4 x 4 blocks) and "
            "builds the rotation from hundreds of small blocks each step: several times slower",
@@ -93,14 +99,6 @@ COMPARE_METHODS: dict[str, CompareMethod] = dict([
            method="head", lr=6e-3),
 ])
 DEFAULT_METHODS: tuple[str, ...] = tuple(COMPARE_METHODS)
-
-# Per-method colours: the engine method's colour from figures.METHOD_COLORS,
-# and a lighter shade for a variant so e.g. both OFT bars read as "OFT".
-METHOD_SHADES = {
-    "goft": "#ff7f0e", "qgoft": "#d62728", "qgoft_big_lambda": "#ff9896", "lora": "#1f77b4",
-    "oft_neumann": "#2ca02c", "oft_exact": "#98df8a", "boft": "#17becf", "full": "#7f7f7f",
-    "head": "#bcbd22",
-}
 
 # Orthogonality deviation needs an input-side operator M (y = base(x @ M)).
 ORTH_ROTATION = "rotation"  # the method's own operator
@@ -540,7 +538,8 @@ def compare_bar_figures(result: CompareResult) -> dict[str, Any]:
         fig = method_compare_bars(plain, name, title, y_title)
         if fig.data:
             bar = fig.data[0]
-            bar.marker.color = [METHOD_SHADES.get(r.key, "#9467bd") for r in rows]
+            bar.marker.color = [COMPARE_METHODS[r.key].color if r.key in COMPARE_METHODS else "#9467bd"
+                                 for r in rows]
             shown = [v for v in bar.y if v is not None and math.isfinite(v)]
             if log:
                 # Log axes cannot show 0: draw zeros at the floor, keep the true value as text.
@@ -573,7 +572,7 @@ def kept_figure(result: CompareResult) -> Any:
     fig = accuracy_vs_kept(curves, "representation kept: linear CKA to the base model",
                            title="Accuracy vs knowledge kept over training<br><sup>each point an evaluation, "
                                  "starting at step 0 (CKA 1, left); up and to the left is better</sup>")
-    colors = {labels.get(k, k): METHOD_SHADES.get(k) for k in result.curves}
+    colors = {labels.get(k, k): (COMPARE_METHODS[k].color if k in COMPARE_METHODS else None) for k in result.curves}
     for trace in fig.data:
         if colors.get(trace.name):
             trace.line.color = colors[trace.name]
@@ -622,4 +621,4 @@ def method_choices() -> list[tuple[str, str]]:
 
 
 def engine_label(key: str) -> str:
-    return METHOD_LABELS.get(COMPARE_METHODS[key].method, key)
+    return method_label(COMPARE_METHODS[key].method)

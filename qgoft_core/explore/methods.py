@@ -1,12 +1,11 @@
-"""Every fine-tuning method the engine can run, behind one small interface.
+"""A run's trainable model behind one small interface, whatever the method.
 
-GOFT / qGOFT are ours; LoRA, OFT and BOFT are PEFT's own implementations (the
-baselines are the real thing, not re-implementations); full fine-tuning and a
-linear probe (head only) bracket them.
+Which methods exist, and how each wraps a classifier, is described once in
+`registry`; this module holds the per-run settings and the `Tuned` wrapper the
+engine measures.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -14,22 +13,10 @@ import torch
 from torch import nn
 
 from qgoft_core.metrics import torch_weight
-from qgoft_core.tuners.qgoft import QGOFTConfig, QGOFTModel, get_qgoft_model, share_base
+from qgoft_core.explore.registry import HEAD, METHODS, MethodSpec, method_spec
+from qgoft_core.tuners.qgoft import QGOFTModel, share_base
 from qgoft_core.tuners.qgoft.layer import ADAPTABLE_TYPES, layer_shape
 from qgoft_core.tuners.qgoft.targets import find_targets
-
-METHODS = ("goft", "qgoft", "lora", "oft", "boft", "full", "head")
-METHOD_LABELS = {
-    "goft": "GOFT (strict Givens)",
-    "qgoft": "qGOFT (quasi-Givens)",
-    "lora": "LoRA (PEFT)",
-    "oft": "OFT (PEFT)",
-    "boft": "BOFT (PEFT)",
-    "full": "full fine-tuning",
-    "head": "head only (linear probe)",
-}
-HEAD = "head"
-
 
 @dataclass
 class MethodSettings:
@@ -45,8 +32,7 @@ class MethodSettings:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        method_spec(self.method)  # a clear error for an unknown method
 
 
 class Tuned:
@@ -56,6 +42,7 @@ class Tuned:
         self.model = model
         self.settings = settings
         self.method = settings.method
+        self.spec: MethodSpec = method_spec(settings.method)
         # Frozen pretrained layers by name, for weight-level metrics.
         self.base_layers = base_layers
 
@@ -76,7 +63,7 @@ class Tuned:
         return trainable, total
 
     def regularization_loss(self) -> torch.Tensor:
-        if self.qgoft is not None:
+        if self.spec.givens:
             return self.qgoft.regularization_loss()
         return torch.zeros(())
 
@@ -101,13 +88,13 @@ class Tuned:
     @torch.no_grad()
     def tuned_weight(self, name: str) -> torch.Tensor:
         """The effective (out, in) weight of layer `name` after tuning, float64."""
-        if self.qgoft is not None:
+        if self.spec.givens:
             return self.qgoft.adapter_layers()[name].merged_weight(torch.float64)
         layer = self.classifier().get_submodule(name)
         base = self.base_layers[name]
-        if self.method == "full":
+        if self.spec.family == "full":
             return torch_weight(layer).double()
-        if self.method == "head":
+        if self.spec.family == "head":
             return torch_weight(base).double()
         # A PEFT layer is affine in x: probing with the identity reads its weight.
         d, _ = layer_shape(base)
@@ -121,7 +108,7 @@ class Tuned:
     @torch.no_grad()
     def input_operator(self, name: str) -> Optional[torch.Tensor]:
         """The learned input-side operator M (y = base(x @ M)) for rotation methods."""
-        if self.qgoft is not None:
+        if self.spec.givens:
             return self.qgoft.adapter_layers()[name].operator(torch.float64)
         if self.method == "oft":
             layer = self.classifier().get_submodule(name)
@@ -133,48 +120,12 @@ class Tuned:
         return None
 
 
-def _peft_model(classifier: nn.Module, config) -> nn.Module:
-    from peft import get_peft_model
-    return get_peft_model(classifier, config)
-
-
 def build_tuned(classifier: nn.Module, settings: MethodSettings) -> Tuned:
     """Wrap a per-run SentenceClassifier (shared frozen backbone) for `settings.method`."""
     targets = find_targets(classifier.backbone, settings.target_modules)
     full_targets = [f"backbone.{t}" for t in targets]
     base_layers = {name: classifier.get_submodule(name) for name in full_targets}
-    method = settings.method
-    if method in ("goft", "qgoft"):
-        config = QGOFTConfig(method=method, scaling=settings.scaling, reg_lambda=settings.reg_lambda,
-                             target_modules=full_targets, modules_to_save=[HEAD])
-        model = get_qgoft_model(classifier, config)
-    elif method == "lora":
-        from peft import LoraConfig
-        model = _peft_model(classifier, LoraConfig(r=settings.lora_r, lora_alpha=2 * settings.lora_r,
-                                                   lora_dropout=0.0, target_modules=full_targets,
-                                                   modules_to_save=[HEAD]))
-    elif method == "oft":
-        from peft import OFTConfig
-        model = _peft_model(classifier, OFTConfig(r=0, oft_block_size=settings.oft_block_size,
-                                                  use_cayley_neumann=settings.oft_cayley_neumann,
-                                                  module_dropout=0.0, target_modules=full_targets,
-                                                  modules_to_save=[HEAD]))
-    elif method == "boft":
-        from peft import BOFTConfig
-        model = _peft_model(classifier, BOFTConfig(boft_block_size=settings.boft_block_size,
-                                                   boft_n_butterfly_factor=settings.boft_factors,
-                                                   boft_dropout=0.0, target_modules=full_targets,
-                                                   modules_to_save=[HEAD]))
-    elif method == "full":
-        # Full fine-tuning changes every weight: it gets its own copy of the base.
-        model = copy.deepcopy(classifier)
-        for p in model.parameters():
-            p.requires_grad_(True)
-        base_layers = {name: classifier.get_submodule(name) for name in full_targets}
-    else:  # head only
-        model = classifier
-        for name, p in model.named_parameters():
-            p.requires_grad_(name.startswith(HEAD + "."))
+    model = method_spec(settings.method).build(classifier, settings, full_targets)
     return Tuned(model, settings, base_layers)
 
 

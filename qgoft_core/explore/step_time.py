@@ -71,19 +71,19 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
+from qgoft_core.explore.methods import MethodSettings  # noqa: E402
+from qgoft_core.explore.registry import METHOD_SPECS, method_label, method_spec, peft_config  # noqa: E402
+
 TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
 METHODS = ("lora", "goft", "qgoft", "goft-dense", "oft", "boft", "full")  # the default set
 ALL_METHODS = METHODS + ("goft-densemm",)
-LABELS = {
-    "lora": "PEFT LoRA r=8",
-    "goft": "GOFT (ours)",
-    "qgoft": "qGOFT (ours)",
-    "goft-dense": "GOFT dense-R (authors' approach)",
-    "goft-densemm": "GOFT dense-R, all-dense matmuls",
-    "oft": "PEFT OFT block 32",
-    "boft": "PEFT BOFT b=4 m=2",
-    "full": "full fine-tuning",
-}
+# Rows are the registry's methods with the settings they run with here, plus two
+# benchmark-only ways of computing GOFT (the authors' dense R).
+_SETTINGS_NOTE = {"lora": "r=8", "oft": "block 32", "boft": "b=4 m=2"}
+LABELS = {key: f"{method_label(key)} {_SETTINGS_NOTE.get(key, '')}".strip()
+          for key in METHODS if key in METHOD_SPECS}
+LABELS.update({"goft-dense": "GOFT dense-R (authors' approach)",
+               "goft-densemm": "GOFT dense-R, all-dense matmuls"})
 MODELS = ("minilm", "bert-base", "tiny")
 DEFAULT_SHAPES = {"minilm": (16, 32), "bert-base": (32, 128), "tiny": (4, 8)}
 MEMORY_STEPS = 3
@@ -234,22 +234,17 @@ def build_method(name: str, base: nn.Module, targets: list[str] = TARGETS) -> Bu
         model = copy.deepcopy(base)
         for p in model.parameters():
             p.requires_grad_(True)
-    elif name in ("goft", "qgoft"):
+    elif name in METHOD_SPECS and method_spec(name).givens:
         model = get_qgoft_model(share_base(base), QGOFTConfig(method=name, target_modules=list(targets)))
         if name == "qgoft":
             extra = model.regularization_loss
     elif name in ("goft-dense", "goft-densemm"):
         model = wrap_dense_goft(share_base(base), list(targets), sparse_levels=name == "goft-dense")
-    elif name in ("lora", "oft", "boft"):
+    elif name in METHOD_SPECS and method_spec(name).family == "peft":
         import peft
 
-        if name == "lora":
-            cfg = peft.LoraConfig(r=8, lora_alpha=8, lora_dropout=0.0, target_modules=list(targets))
-        elif name == "oft":
-            cfg = peft.OFTConfig(r=0, oft_block_size=32, target_modules=list(targets))
-        else:
-            cfg = peft.BOFTConfig(boft_block_size=4, boft_n_butterfly_factor=2, boft_dropout=0.0,
-                                  target_modules=list(targets))
+        # The engine's own PEFT configs (registry), with its default settings.
+        cfg = peft_config(name, MethodSettings(method=name), list(targets))
         model = peft.get_peft_model(share_base(base), cfg)
     else:
         raise ValueError(f"unknown method {name!r}; choose from {', '.join(ALL_METHODS)}")

@@ -21,11 +21,10 @@ import torch
 from torch import nn
 
 from qgoft_core import metrics as M
-from qgoft_core.explore.methods import METHODS, MethodSettings, Tuned, build_tuned, new_classifier
+from qgoft_core.explore.methods import MethodSettings, Tuned, build_tuned, new_classifier
+from qgoft_core.explore.registry import METHOD_SPECS, METHODS
 from qgoft_core.explore.models import BaseModel, load_base
 
-DEFAULT_LR = {"goft": 2e-3, "qgoft": 2e-3, "lora": 1e-3, "oft": 1e-3, "boft": 2e-3,
-              "full": 5e-5, "head": 5e-3}
 STEP_CAP = int(os.environ.get("QGOFT_MAX_STEPS", "5000"))
 MAX_BATCH = 512
 PROBE_EXAMPLES = 64  # held-out texts whose embeddings measure similarity to the base
@@ -64,7 +63,7 @@ class RunConfig:
     scaling: Optional[str] = None
     reg_lambda: float = 0.01
     target_modules: Optional[list[str] | str] = None
-    lr: Optional[float] = None  # None: a method-sized default (DEFAULT_LR)
+    lr: Optional[float] = None  # None: the method's default (registry)
     steps: int = 60
     batch_size: int = 16
     seed: int = 0
@@ -81,7 +80,7 @@ class RunConfig:
     max_steps: int = STEP_CAP
 
     def resolved_lr(self) -> float:
-        return float(self.lr) if self.lr is not None else DEFAULT_LR[self.method]
+        return float(self.lr) if self.lr is not None else METHOD_SPECS[self.method].default_lr
 
     def validate(self, model_max_length: Optional[int] = None) -> None:
         if self.method not in METHODS:
@@ -346,7 +345,7 @@ class TrainingRun:
 
     @torch.no_grad()
     def layer_metrics(self) -> dict[str, M.LayerMetrics]:
-        if self.tuned.qgoft is not None:
+        if self.tuned.spec.givens:
             return M.adapter_metrics(self.tuned.qgoft, self.energy_cache)
         result = {}
         for name, base_layer in self.tuned.base_layers.items():
@@ -374,7 +373,7 @@ class TrainingRun:
         pairs = load_retention_pairs()
         tuned = self._pair_spearman(pairs)
         if self._base_retention is None:
-            if self.tuned.qgoft is not None:
+            if self.tuned.spec.givens:
                 with self.tuned.qgoft.disable_adapter():
                     self._base_retention = self._pair_spearman(pairs)
             else:

@@ -49,6 +49,8 @@ import plotly.graph_objects as go
 import plotly.offline
 from plotly.subplots import make_subplots
 
+from qgoft_core.explore.registry import METHOD_SPECS
+
 # --------------------------------------------------------------------------
 # Data shapes
 # --------------------------------------------------------------------------
@@ -107,17 +109,6 @@ ORTH_TOLERANCE = 1e-5  # orthogonality deviation regarded as "still orthogonal"
 MAX_HEATMAP_COLUMNS = 512  # wider angle heatmaps are binned to stay fast
 MAX_LEGEND_LAYERS = 6  # with many layers only these (and the highlight) get legend entries
 MAX_OUTLIER_MARKERS = 500  # keeps the norm histogram payload small
-
-# Colours per adapter method, so every comparison chart uses the same ones.
-METHOD_COLORS = {
-    "qgoft": "#d62728",
-    "goft": "#ff7f0e",
-    "oft": "#2ca02c",
-    "boft": "#17becf",
-    "lora": "#1f77b4",
-    "full": "#7f7f7f",
-    "fullft": "#7f7f7f",
-}
 
 # Column names of :func:`layer_overview_table`, in display order.
 TABLE_COLUMNS = [
@@ -180,8 +171,14 @@ def short_layer_name(name: str) -> str:
 
 def method_color(method: str) -> str | None:
     """The fixed colour of an adapter method ("qGOFT", "LoRA", "full FT", ...), or None."""
-    key = "".join(ch for ch in method.lower() if ch.isalnum())
-    return METHOD_COLORS.get(key)
+    def plain(text: str) -> str:
+        return "".join(ch for ch in text.lower() if ch.isalnum())
+
+    key = plain(method)
+    for spec in METHOD_SPECS.values():
+        if key in (spec.key, plain(spec.short), plain(spec.label)):
+            return spec.color
+    return None
 
 
 def downsample_indices(n: int, max_points: int) -> np.ndarray:

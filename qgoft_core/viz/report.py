@@ -20,10 +20,8 @@ from typing import Any, Optional
 import numpy as np
 
 from qgoft_core.viz import figures as F
-from qgoft_core.explore.methods import METHOD_LABELS
+from qgoft_core.explore.registry import method_label, method_spec
 
-ROTATION_METHODS = ("goft", "qgoft", "oft", "boft")
-ANGLE_METHODS = ("goft", "qgoft")  # snapshots hold per-pair rotation angles only for these
 SIGNIFICANT_DIGITS = 7  # float32 precision: more digits in JSON/CSV would be noise
 STEP_COLUMNS = ["step", "loss", "reg_loss", "lr", "sec_per_step", "examples_per_sec"]
 EVAL_COLUMNS = ["accuracy", "loss", "cka"]
@@ -93,7 +91,7 @@ def run_summary(run) -> dict:
         "task": getattr(run.task, "name", None),
         "label_names": list(getattr(run.task, "label_names", ())),
         "method": run.config.method,
-        "method_label": METHOD_LABELS.get(run.config.method, run.config.method),
+        "method_label": method_label(run.config.method),
         "seed": run.seed,
         "steps_done": run.step_count,
         "trainable_parameters": trainable,
@@ -233,7 +231,7 @@ def report_sections(run) -> list[tuple[str, str, Any]]:
         return sections
 
     names = list(last["layers"])
-    has_angles = method in ANGLE_METHODS and any(last["layers"][n].get("angles") for n in names)
+    has_angles = method_spec(method).has_angles and any(last["layers"][n].get("angles") for n in names)
     if has_angles:
         sections.append((
             f"Rotation angles at step {last['step']}",
@@ -252,7 +250,7 @@ def report_sections(run) -> list[tuple[str, str, Any]]:
         ))
     else:
         sections.append(("Rotation angles", "", _note(
-            f"{METHOD_LABELS.get(method, method)} has no per-pair Givens rotation angles, so the angle "
+            f"{method_label(method)} has no per-pair Givens rotation angles, so the angle "
             "heatmap and the angle histograms are not drawn for this run.")))
 
     sections.append((
@@ -263,7 +261,7 @@ def report_sections(run) -> list[tuple[str, str, Any]]:
     ))
 
     steps, orth = F.layer_metric_series(snapshots, "orth_dev")
-    if method in ROTATION_METHODS and any(np.isfinite(v).any() for v in map(np.asarray, orth.values())):
+    if method_spec(method).rotation and any(np.isfinite(v).any() for v in map(np.asarray, orth.values())):
         sections.append((
             "Orthogonality deviation",
             "||M^T M - I||_F / sqrt(d) of each layer's input-side operator M. Strict GOFT stays at float "
@@ -273,7 +271,7 @@ def report_sections(run) -> list[tuple[str, str, Any]]:
         ))
     else:
         sections.append(("Orthogonality deviation", "", _note(
-            f"{METHOD_LABELS.get(method, method)} learns no rotation, so there is no operator whose "
+            f"{method_label(method)} learns no rotation, so there is no operator whose "
             "orthogonality could be measured.")))
 
     steps, drift = F.layer_metric_series(snapshots, "he_drift")
@@ -296,7 +294,7 @@ def run_report_html(run, title: Optional[str] = None) -> str:
     """A self-contained HTML report with every figure of `run` (a TrainingRun)."""
     if title is None:
         task = getattr(run.task, "name", "task")
-        title = (f"qGOFT Explorer run: {METHOD_LABELS.get(run.config.method, run.config.method)} "
+        title = (f"qGOFT Explorer run: {method_label(run.config.method)} "
                  f"on {task} ({run.base.model_id})")
     return F.html_report(title, report_sections(run))
 
@@ -307,7 +305,7 @@ def save_trained_weights(run, directory) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tuned, method = run.tuned, run.config.method
-    if tuned.qgoft is not None:
+    if tuned.spec.givens:
         tuned.qgoft.save_pretrained(directory)
     elif method in ("lora", "oft", "boft"):
         for peft_config in tuned.model.peft_config.values():
