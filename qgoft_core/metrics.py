@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 import numpy as np
-import scipy.sparse
 import torch
+
+from qgoft_core.tuners.qgoft.layer import weight_out_in
 
 HE_MAX_NEURONS = 256  # energy on at most this many neurons per layer (fixed, evenly spaced)
 # Live snapshots: fp32 Gram products. Both the base and the tuned energy use it,
@@ -21,8 +22,9 @@ SNAPSHOT_GRAM_DTYPE = torch.float32
 
 
 # -- single quantities ------------------------------------------------------
-def hyperspherical_energy(weight: torch.Tensor, max_neurons: Optional[int] = HE_MAX_NEURONS,
-                          eps: float = 1e-12, gram_dtype: torch.dtype = torch.float64) -> float:
+def hyperspherical_energy(weight, max_neurons: Optional[int] = HE_MAX_NEURONS,
+                          eps: float = 1e-12, gram_dtype: torch.dtype = torch.float64,
+                          min_distance: Optional[float] = None) -> float:
     """HE(W) = sum_{i != j} 1 / ||w^_i - w^_j|| over unit-normalised rows (s = 1).
 
     ||w^_i - w^_j||^2 = 2 - 2 cos_ij comes from the Gram matrix, in float64;
@@ -31,19 +33,38 @@ def hyperspherical_energy(weight: torch.Tensor, max_neurons: Optional[int] = HE_
     fixed subset is used (the same subset for base and tuned weights).
     `gram_dtype=torch.float32` makes the Gram product ~3x cheaper (the live
     snapshots use it); the distances and the sum stay float64.
+
+    `min_distance` (the playground's guard): raise ValueError instead for a
+    zero-length neuron or two unit neurons closer than this (near-duplicates:
+    the energy is effectively infinite and the Gram route no longer gives an
+    accurate distance). `weight` may be a tensor or a numpy array.
     """
-    w = weight.detach()[neuron_sample(weight.shape[0], max_neurons)].to(gram_dtype)
-    unit = w / w.norm(dim=1, keepdim=True).clamp_min(torch.finfo(gram_dtype).tiny)
+    weight = torch.as_tensor(weight).detach()
+    rows = neuron_sample(weight.shape[0], max_neurons)
+    w = weight[rows].to(gram_dtype)
+    norms = w.norm(dim=1, keepdim=True)
+    if min_distance is not None:
+        zero = (norms[:, 0] <= 1e-12).nonzero()[:, 0]
+        if zero.numel():
+            raise ValueError(f"zero-length neuron(s) at rows {rows[zero].tolist()}")
+    unit = w / norms.clamp_min(torch.finfo(gram_dtype).tiny)
     cos = (unit @ unit.T).to(torch.float64)
-    dist = (2.0 - 2.0 * cos).clamp_min(eps).sqrt()
+    dist2 = 2.0 - 2.0 * cos
+    if min_distance is not None:
+        close = dist2.clamp_min(0).sqrt() < min_distance
+        close.fill_diagonal_(False)
+        if close.any():
+            i, j = close.nonzero()[0].tolist()
+            raise ValueError(f"neurons {int(rows[i])} and {int(rows[j])} are near-duplicates (distance < "
+                             f"{min_distance:g}); hyperspherical energy is not defined")
+    dist = dist2.clamp_min(eps).sqrt()
     dist.fill_diagonal_(math.inf)
     return float((1.0 / dist).sum())
 
 
 def torch_weight(layer) -> torch.Tensor:
-    """(out, in) weight of an nn.Linear or a transformers Conv1D (stored (in, out))."""
-    w = layer.weight.detach()
-    return w if isinstance(layer, torch.nn.Linear) else w.t()
+    """(out, in) weight of an nn.Linear or a transformers Conv1D (stored (in, out)), detached."""
+    return weight_out_in(layer).detach()
 
 
 def spearman(x, y) -> float:
@@ -76,6 +97,8 @@ def orthogonality_deviation(operator: torch.Tensor) -> tuple[float, float]:
     GOFT / qGOFT layers use `GivensTree.gram_deviation`, which never forms M.
     OFT / BOFT operators are mostly zeros, so the Gram product is formed sparsely.
     """
+    import scipy.sparse  # only here: `import qgoft_core` does not load scipy
+
     m = operator.detach().to(torch.float64).cpu().numpy()
     d = m.shape[0]
     sparse = scipy.sparse.csr_matrix(m)

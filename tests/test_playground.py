@@ -48,6 +48,41 @@ def test_tree_pairs_d12_example() -> None:
     assert tree_pairs(3) == [[(0, 1)], [(0, 2)]]
 
 
+def _carry_rule_pairs(d: int) -> list[list[tuple[int, int]]]:
+    """The carry rule as the method doc states it: pair neighbouring active
+    indices, carry an odd one out, keep the first of each pair."""
+    active, levels = list(range(d)), []
+    while len(active) > 1:
+        levels.append([(active[k], active[k + 1]) for k in range(0, len(active) - 1, 2)])
+        active = active[::2]
+    return levels
+
+
+@pytest.mark.parametrize("d", range(2, 41))
+def test_tree_pairs_is_the_librarys_layout_as_lists(d: int) -> None:
+    from qgoft_core.ops.layout import tree_pairs as library_tree_pairs
+
+    assert tree_pairs(d) == [list(level) for level in library_tree_pairs(d)]
+    assert tree_pairs(d) == _carry_rule_pairs(d)
+
+
+def test_energy_is_the_librarys_with_the_guard_on() -> None:
+    import torch
+
+    from qgoft_core import metrics
+
+    W = default_neurons(7, 4, seed=3)
+    ours = hyperspherical_energy(W)
+    assert ours == metrics.hyperspherical_energy(torch.from_numpy(W), max_neurons=None,
+                                                 min_distance=1e-6)
+    assert ours == pytest.approx(metrics.hyperspherical_energy(torch.from_numpy(W), None), rel=1e-12)
+    # without the guard the library floors the distance; with it, near-duplicates are refused
+    twin = np.vstack([W, W[2] * (1 + 1e-3)])
+    assert math.isfinite(metrics.hyperspherical_energy(torch.from_numpy(twin), None))
+    with pytest.raises(ValueError, match="neurons 2 and 7 are near-duplicates"):
+        hyperspherical_energy(twin)
+
+
 @pytest.mark.parametrize("d", [0, 1, -3])
 def test_tree_pairs_rejects_small_d(d: int) -> None:
     with pytest.raises(ValueError):

@@ -374,3 +374,39 @@ def test_create_graph_through_a_wrapped_model(tiny, arch, method):
     penalty.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in params)
     assert sum(float(p.grad.abs().sum()) for p in params) > 0
+
+
+# -- shared helpers: parameter counts, Conv1D orientation ----------------------------
+def test_count_parameters_counts_shared_tensors_once(tiny):
+    from torch import nn
+
+    from qgoft_core import count_parameters
+
+    shared = nn.Linear(3, 4)
+    shared.bias.requires_grad_(False)
+    model = nn.Sequential(shared, nn.ReLU(), shared, nn.Linear(4, 2))
+    assert count_parameters(model) == (12 + 10, 16 + 10)
+    q = get_qgoft_model(tiny.build("bert"), QGOFTConfig(method="qgoft"))
+    assert count_parameters(q) == q.get_nb_trainable_parameters()
+    assert count_parameters(q)[0] == sum(p.numel() for p in q.parameters() if p.requires_grad)
+
+
+def test_one_conv1d_orientation_helper():
+    from torch import nn
+    from transformers.pytorch_utils import Conv1D
+
+    from qgoft_core.metrics import torch_weight
+    from qgoft_core.tuners.qgoft.layer import layer_shape, weight_out_in
+
+    conv, lin = Conv1D(5, 3), nn.Linear(3, 5)  # both 3 -> 5; Conv1D stores (in, out)
+    assert conv.weight.shape == (3, 5)
+    for module in (conv, lin):
+        assert layer_shape(module) == (3, 5)
+        assert weight_out_in(module).shape == (5, 3)
+        assert torch_weight(module).shape == (5, 3) and not torch_weight(module).requires_grad
+        x = torch.randn(2, 3)
+        torch.testing.assert_close(module(x), x @ weight_out_in(module).T + module.bias)
+    with pytest.raises(TypeError, match="Embedding"):
+        weight_out_in(nn.Embedding(4, 3))
+    with pytest.raises(TypeError, match="Embedding"):
+        layer_shape(nn.Embedding(4, 3))

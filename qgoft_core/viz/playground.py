@@ -1,4 +1,8 @@
-"""Givens playground: a numpy-only toy of (quasi-)Givens orthogonal fine-tuning.
+"""Givens playground: a small numpy toy of (quasi-)Givens orthogonal fine-tuning.
+
+The tree layout and the hyperspherical energy are the library's
+(`qgoft_core.ops.layout.tree_pairs`, `qgoft_core.metrics.hyperspherical_energy`);
+the operators are built densely in numpy, which is plenty for d <= 4.
 
 Conventions (PyTorch row-vector layout, see docs/qgoft-method.md section 1):
 
@@ -23,6 +27,9 @@ from typing import Any, Literal
 import numpy as np
 import plotly.graph_objects as go
 
+from qgoft_core import metrics
+from qgoft_core.ops import layout
+
 UpdateKind = Literal["givens", "lora", "quasi"]
 
 # Two unit neurons closer than this (chord length) make 1/||w_i - w_j|| blow up;
@@ -41,19 +48,14 @@ FIG_HEIGHT = 520
 def tree_pairs(d: int) -> list[list[tuple[int, int]]]:
     """Index pairs of each level of the GOFT tree reduction (with carry rule).
 
-    Level r (1-based) pairs (2^r k, 2^r k + 2^(r-1)) whenever the second index
-    is < d.  Equivalently: keep a list of "active" indices, pair neighbours,
-    and let an odd one out be carried (unpaired) to the next level.  Gives
+    The library's `layout.tree_pairs` as lists: level r (1-based) pairs
+    (2^r k, 2^r k + 2^(r-1)) whenever the second index is < d, which is the
+    carry rule (an odd index out is carried unpaired to the next level).
     ceil(log2 d) levels and d - 1 pairs in total.
     """
     if int(d) != d or d < 2:
         raise ValueError(f"d must be an integer >= 2, got {d!r}")
-    active = list(range(int(d)))
-    levels: list[list[tuple[int, int]]] = []
-    while len(active) > 1:
-        levels.append([(active[k], active[k + 1]) for k in range(0, len(active) - 1, 2)])
-        active = active[::2]  # the first of each pair (and any carried index) survives
-    return levels
+    return [list(level) for level in layout.tree_pairs(int(d))]
 
 
 def _flat_pairs(d: int) -> list[tuple[int, int]]:
@@ -137,25 +139,15 @@ def _unit_gram(W: np.ndarray) -> np.ndarray:
 def hyperspherical_energy(W: np.ndarray, min_distance: float = MIN_NEURON_DISTANCE) -> float:
     """HE(W) = sum_{i != j} 1 / ||w^_i - w^_j||  (s = 1, as in OFT), in float64.
 
-    Uses the Gram matrix: ||w^_i - w^_j||^2 = 2 - 2 cos_ij.  Each unordered pair
-    is counted twice (i != j).  Raises ``ValueError`` if two unit neurons are
+    The library's `metrics.hyperspherical_energy` over every neuron, with its
+    guard on: raises ``ValueError`` for a zero-length neuron or two unit neurons
     closer than ``min_distance`` (near-duplicates: the energy is effectively
     infinite and the Gram route no longer gives an accurate distance).
     """
-    G = _unit_gram(W)
-    n = G.shape[0]
-    if n < 2:
-        return 0.0
-    dist2 = np.maximum(2.0 - 2.0 * G, 0.0)
-    off = ~np.eye(n, dtype=bool)
-    dist = np.sqrt(dist2[off])
-    if np.any(dist < min_distance):
-        i, j = np.argwhere(off & (np.sqrt(dist2) < min_distance))[0]
-        raise ValueError(
-            f"neurons {i} and {j} are near-duplicates (distance < {min_distance:g}); "
-            "hyperspherical energy is not defined"
-        )
-    return float(np.sum(1.0 / dist))
+    W = np.asarray(W, dtype=np.float64)
+    if W.ndim != 2:
+        raise ValueError(f"W must be 2-D (n neurons x d), got shape {W.shape}")
+    return metrics.hyperspherical_energy(W, max_neurons=None, min_distance=min_distance)
 
 
 def pairwise_angles(W: np.ndarray) -> np.ndarray:

@@ -23,13 +23,33 @@ except ImportError:  # pragma: no cover - transformers is a hard dependency
 ADAPTABLE_TYPES = (nn.Linear, Conv1D) if Conv1D else (nn.Linear,)
 
 
+def is_conv1d(module: nn.Module) -> bool:
+    """Whether `module` is a transformers Conv1D (GPT-2 style: weight stored (in, out))."""
+    return bool(Conv1D) and isinstance(module, Conv1D)
+
+
+def _not_adaptable(module: nn.Module) -> TypeError:
+    return TypeError(f"cannot adapt a {type(module).__name__}; only nn.Linear and transformers Conv1D")
+
+
+def weight_out_in(module: nn.Module) -> torch.Tensor:
+    """The weight of an nn.Linear or Conv1D in torch layout (out, in): a view, not a copy.
+
+    The one place that knows Conv1D stores its weight transposed.
+    """
+    if isinstance(module, nn.Linear):
+        return module.weight
+    if is_conv1d(module):
+        return module.weight.t()
+    raise _not_adaptable(module)
+
+
 def layer_shape(module: nn.Module) -> tuple[int, int]:
     """(in_features d, out_features n) of a Linear or Conv1D."""
     if isinstance(module, nn.Linear):
         return module.in_features, module.out_features
-    if Conv1D and isinstance(module, Conv1D):
-        return module.weight.shape[0], module.weight.shape[1]
-    raise TypeError(f"cannot adapt a {type(module).__name__}; only nn.Linear and transformers Conv1D")
+    n, d = weight_out_in(module).shape
+    return d, n
 
 
 class QGOFTLayer(nn.Module):
@@ -41,7 +61,7 @@ class QGOFTLayer(nn.Module):
         self.in_features, self.out_features = layer_shape(base_layer)
         self.base_layer = base_layer
         self.method, self.scaling, self.angle_param = method, scaling, angle_param
-        self.is_conv1d = bool(Conv1D) and isinstance(base_layer, Conv1D)
+        self.is_conv1d = is_conv1d(base_layer)
         self.tree = GivensTree(self.in_features, block_levels)
         device = base_layer.weight.device
         pairs = self.in_features - 1
@@ -96,8 +116,7 @@ class QGOFTLayer(nn.Module):
 
     def base_weight(self) -> torch.Tensor:
         """The frozen weight in torch layout (out, in), as stored (merged or not)."""
-        w = self.base_layer.weight
-        return w.t() if self.is_conv1d else w
+        return weight_out_in(self.base_layer)
 
     def original_weight(self) -> torch.Tensor:
         """The pretrained weight (out, in), also while merged."""
@@ -160,9 +179,9 @@ class QGOFTLayer(nn.Module):
         self._merged_from = None
         self.merged = False
 
-    def _write_weight(self, weight_out_in: torch.Tensor) -> None:
-        target = self.base_layer.weight
-        target.data.copy_(weight_out_in.t() if self.is_conv1d else weight_out_in)
+    def _write_weight(self, weight: torch.Tensor) -> None:
+        """Write an (out, in) weight into the base layer, whatever its storage layout."""
+        weight_out_in(self.base_layer).data.copy_(weight)
 
     def extra_repr(self) -> str:
         return (f"method={self.method}, d={self.in_features}, n={self.out_features}, "
