@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterator, Optional
 
 import numpy as np
@@ -124,6 +123,11 @@ class Encoded:
 
     ids: list[list[int]]
     labels: torch.Tensor
+    key: tuple = ()  # what was encoded (model, texts, labels, length): names this split in caches
+
+    def cache_bytes(self) -> int:
+        # A Python list of ints costs ~36 bytes an id (8 the pointer, 28 the int object, small ints shared).
+        return 36 * sum(len(r) for r in self.ids) + self.labels.numel() * self.labels.element_size()
 
     def batch(self, index, pad_id: int, device) -> dict[str, torch.Tensor]:
         rows = [self.ids[i] for i in index]
@@ -137,33 +141,22 @@ class Encoded:
                 "labels": self.labels[list(index)].to(device)}
 
 
-_encode_cache: dict[tuple, Encoded] = {}
-_encode_lock = threading.Lock()
-
-
 def encode(base: BaseModel, texts: tuple[str, ...], labels: tuple[int, ...], max_length: int) -> Encoded:
-    key = (base.model_id, hash(texts), hash(labels), max_length)
-    with _encode_lock:
-        if key not in _encode_cache:
-            tok = base.tokenizer(list(texts), truncation=True, max_length=max_length)
-            _encode_cache[key] = Encoded(tok["input_ids"], torch.tensor(labels, dtype=torch.long))
-        return _encode_cache[key]
+    """The tokenised split, shared by every run on the same model and data (caches.ENCODED_SPLITS)."""
+    key = (base.model_id, hash(texts), hash(labels), len(texts), max_length)
+
+    def tokenise() -> Encoded:
+        tok = base.tokenizer(list(texts), truncation=True, max_length=max_length)
+        return Encoded(tok["input_ids"], torch.tensor(labels, dtype=torch.long), key)
+
+    return caches.ENCODED_SPLITS.get_or_create(key, tokenise)
 
 
 # Pooled base-model embeddings of a held-out split: at step 0 every method's
 # encoder is exactly the base (identity at initialisation), so the step-0
 # evaluation and the similarity probe need only the head on these. Shared by
 # all runs on the same base and data, which makes the first chart of a run
-# appear without a full held-out forward.
-_base_embedding_cache: dict[tuple, torch.Tensor] = {}
-_base_embedding_lock = threading.Lock()
-
-
-@dataclass
-class RunHistory:
-    steps: list[dict] = field(default_factory=list)
-    evals: list[dict] = field(default_factory=list)
-    snapshots: list[dict] = field(default_factory=list)
+# appear without a full held-out forward. Kept in caches.BASE_EMBEDDINGS.
 
 
 class TrainingRun:
@@ -313,11 +306,10 @@ class TrainingRun:
 
     def _base_test_embeddings(self) -> torch.Tensor:
         """Pooled embeddings of the held-out split by the untrained encoder (= the base), cached."""
-        key = (self.base.model_id, id(self.base.encoder), id(self.test_data), self.base.pooling, str(self.device))
-        with _base_embedding_lock:
-            if key not in _base_embedding_cache:
-                _base_embedding_cache[key] = torch.cat([self._embed(batch) for batch in self._test_batches()])
-            return _base_embedding_cache[key]
+        # Keyed by what was encoded, not by object ids (an id is reused once its object is freed).
+        key = (self.base.model_id, id(self.base.encoder), self.test_data.key, self.base.pooling, str(self.device))
+        return caches.BASE_EMBEDDINGS.get_or_create(
+            key, lambda: torch.cat([self._embed(batch) for batch in self._test_batches()]))
 
     @torch.no_grad()
     def evaluate(self) -> dict:
@@ -355,15 +347,11 @@ class TrainingRun:
                                             self.energy_cache.get_weight(name, w))
         return result
 
-    def snapshot(self) -> dict:
-        """Per-layer adapter metrics now (angles as float32 arrays to stay small)."""
-        layers = {}
-        for name, m in self.layer_metrics().items():
-            layers[name] = {"angles": np.asarray(m.angles, dtype=np.float32),
-                            "norm_ratio": np.asarray(m.norm_ratio, dtype=np.float32),
-                            "orth_dev": m.orth_dev, "he_drift": m.he_drift, "block": m.block,
-                            "scales": None if m.scales is None else np.asarray(m.scales, dtype=np.float32)}
-        snap = {"step": self.step_count, "layers": layers}
+    def snapshot(self) -> Snapshot:
+        """Per-layer adapter metrics now (see `history.LayerSnapshot`: float32 arrays to stay small)."""
+        layers = {name: layer_snapshot(m.angles, m.norm_ratio, m.orth_dev, m.he_drift, m.block, m.scales)
+                  for name, m in self.layer_metrics().items()}
+        snap: Snapshot = {"step": self.step_count, "layers": layers}
         self.history.snapshots.append(snap)
         return snap
 
@@ -378,8 +366,10 @@ class TrainingRun:
                     self._base_retention = self._pair_spearman(pairs)
             else:
                 self._base_retention = self._base_pair_spearman(pairs)
-        return {"step": self.step_count, "base": self._base_retention, "tuned": tuned,
-                "kept": tuned / self._base_retention if self._base_retention else float("nan")}
+        record = {"step": self.step_count, "base": self._base_retention, "tuned": tuned,
+                  "kept": tuned / self._base_retention if self._base_retention else float("nan")}
+        self.history.retention.append(record)
+        return record
 
     def _sentence_embeddings(self, texts, embed_fn) -> torch.Tensor:
         enc = self.base.tokenizer(list(texts), truncation=True, max_length=self.config.max_length)
