@@ -50,3 +50,39 @@ def analyse_boft(report: AdapterReport, config: dict, tensors: dict) -> None:
     if any(f > 1 for f in factors_seen):
         report.notes.append(f"BOFT with {max(factors_seen)} butterfly factors: angles are those of each "
                             "block of each factor (the rotation is their product)")
+
+
+def butterfly_permutation(n: int, blocks: int, half_block: int, factors_minus_one: int) -> torch.Tensor:
+    """PEFT's BOFTLayer.block_butterfly_perm: the index order of one butterfly factor."""
+    if factors_minus_one == 0:
+        return torch.arange(n)
+    if blocks * half_block * 2 > n:
+        raise ValueError("Invalid number of blocks!")
+    block_size = int(n // blocks)
+    indices = torch.arange(n)
+    step = block_size / half_block
+    order = torch.empty(block_size, dtype=torch.long)
+    sequence = torch.cat((torch.arange(0, step, 2), torch.arange(1, step, 2)), dim=0)
+    for i, pos in enumerate(sequence):
+        order[int(i * half_block): int(i * half_block + half_block)] = \
+            torch.arange(block_size)[int(pos * half_block): int(pos * half_block + half_block)]
+    for start in range(0, n, block_size):
+        indices[start:start + block_size] = indices[start:start + block_size][order]
+    return indices
+
+
+def boft_input_operator(data: torch.Tensor) -> torch.Tensor:
+    """M (d x d, float64) with W' = diag(s) W M: the transpose of PEFT's butterfly product B.
+
+    B = F_{N-1} ... F_0, F_i = P_i blockdiag(R_i) P_i^T (BOFT's get_delta_weight).
+    """
+    factors, blocks, b, _ = data.shape
+    n = blocks * b
+    rotations = boft_rotation_blocks(data).reshape(factors, blocks, b, b)
+    product = torch.eye(n, dtype=torch.float64)
+    for i in range(factors):
+        perm = butterfly_permutation(n, int(blocks / (2 ** i)), int(b / 2), factors - 1)
+        p = torch.zeros(n, n, dtype=torch.float64)
+        p[torch.arange(n), perm] = 1.0
+        product = (p @ torch.block_diag(*rotations[i]) @ p.T) @ product
+    return product.T

@@ -29,7 +29,7 @@ from qgoft_core.explore.analysis.report import AdapterReport, InspectionError
 from qgoft_core.explore.analysis.rows import all_finite, block_rotation_stats, group_tensors, new_row
 
 OFT_PARAMS = ("oft_R.weight",)
-PEFT_DEFAULT_NEUMANN = False  # OFTConfig.use_cayley_neumann
+PEFT_DEFAULT_NEUMANN = True  # OFTConfig.use_cayley_neumann
 PEFT_DEFAULT_TERMS = 5  # OFTConfig.num_cayley_neumann_terms
 PEFT_DEFAULT_EPS = 6e-5  # OFTConfig.eps (COFT)
 
@@ -65,15 +65,19 @@ def cayley_exact(q: torch.Tensor) -> torch.Tensor:
 
 
 def cayley_neumann(q: torch.Tensor, terms: int) -> torch.Tensor:
-    """The truncated Neumann series for the Cayley transform (not yet PEFT's exact form)."""
-    eye = torch.eye(q.shape[-1], dtype=q.dtype).expand_as(q)
-    r = eye.clone()
+    """PEFT 0.21's Cayley-Neumann series with `terms` terms (OFTRotationModule._cayley_batch), step by step."""
+    r = torch.eye(q.shape[-1], dtype=q.dtype).repeat(q.shape[0], 1, 1)
     if terms > 1:
-        power = q
-        for k in range(1, terms - 1):
-            r = r + 2 * power
+        r = r + 2.0 * q
+        if terms > 2:
+            q_squared = q @ q
+            r = r + 2.0 * q_squared
+            power = q_squared
+            for _ in range(3, terms - 1):
+                power = power @ q
+                r = r + 2.0 * power
             power = power @ q
-        r = r + power
+            r = r + power
     return r
 
 
@@ -94,7 +98,23 @@ def oft_rotation_blocks(vec: torch.Tensor, b: int, config: dict) -> torch.Tensor
     """PEFT's rotation blocks R (stored blocks, b, b) in float64 from the stored vectors (stored blocks, b(b-1)/2)."""
     terms, _, eps = oft_settings(config)
     vec = vec.double()
+    if eps is not None:
+        vec = coft_project(vec, b, eps)
     return cayley(skew_from_vector(vec, b), terms)
+
+
+def oft_input_operator(vec: torch.Tensor, config: dict, in_features: Optional[int] = None) -> torch.Tensor:
+    """M (d x d, float64) with W' = W M for one layer: blockdiag(R)^T, the shared block repeated if block_share.
+
+    PEFT merges an OFT layer as W' = (R W^T)^T = W R^T (OFT's merge / get_delta_weight).
+    """
+    b = block_size_of(vec.shape[1])
+    blocks = oft_rotation_blocks(vec, b, config)
+    if blocks.shape[0] == 1 and oft_settings(config)[1]:
+        if not in_features:
+            raise ValueError("a block_share layer needs in_features to build its operator")
+        blocks = blocks.expand(in_features // b, b, b)
+    return torch.block_diag(*blocks).T
 
 
 def analyse_oft(report: AdapterReport, config: dict, tensors: dict) -> None:

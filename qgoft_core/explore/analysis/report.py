@@ -21,8 +21,8 @@ COLUMNS = ["layer", "module", "kind", "d", "n/r", "params", "max |angle| (deg)",
 COLUMN_NOTES = {
     "n/r": "n (out features) for GOFT/qGOFT/BOFT, rank r for LoRA, number of blocks for OFT",
     "max |angle| (deg)": "GOFT: Givens angles; qGOFT: angle of each block's polar rotation factor; "
-                         "OFT: principal rotation angles (eigenvalue phases) of each block; BOFT: those of "
-                         "each block with one butterfly factor, of the whole product with several",
+                         "OFT/BOFT: principal rotation angles (eigenvalue phases) of each block (BOFT: of "
+                         "every butterfly factor)",
     "orth dev": "||M^T M - I||_F / sqrt(d) of the input-side operator M (W' = W M; for OFT/BOFT M is the "
                 "transpose of PEFT's rotation R, and its blocks give the same value)",
     "scale min": "learned scales (GOFT/qGOFT scaling, BOFT boft_s); qGOFT without scaling: block singular values",
