@@ -64,7 +64,7 @@ def export_run(run, out_dir: Path) -> Export:
     metrics_csv = out_dir / f"{stem}-metrics.csv"
     metrics_csv.write_text(history_to_csv(run), encoding="utf-8")
     metrics_json = out_dir / f"{stem}-metrics.json"
-    metrics_json.write_text(json.dumps(history_to_records(run), indent=1), encoding="utf-8")
+    metrics_json.write_text(json.dumps(history_to_records(run), indent=1, allow_nan=False), encoding="utf-8")
     report_html = out_dir / f"{stem}-report.html"
     report_html.write_text(run_report_html(run), encoding="utf-8")
     notes: list[str] = []

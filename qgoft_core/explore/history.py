@@ -208,6 +208,15 @@ def layer_series(snapshots: Sequence[Mapping], key: str) -> tuple[list[int], dic
     return steps, series
 
 
+def events_of(lists: Mapping[str, Sequence[Mapping]]) -> list[tuple[str, Mapping]]:
+    """(kind, record) of every record in `lists` ("steps", "evals", "snapshots", "retention":
+    a RunHistory's lists or its `to_dict` form) in the order a run records them: by step,
+    then in the order of KINDS (a run evaluates, then snapshots, after its step)."""
+    order = {kind: i for i, kind in enumerate(KINDS)}
+    events = [(kind, r) for kind in KINDS for r in lists.get(_LISTS[kind], ())]
+    return sorted(events, key=lambda e: (e[1]["step"], order[e[0]]))  # stable: keeps record order
+
+
 def upto(records: Iterable[Mapping], step: Optional[int]) -> list:
     """The records at or before `step` (all of them for None)."""
     return [r for r in records if step is None or r["step"] <= step]
@@ -236,9 +245,7 @@ class RunHistory:
 
     def events(self) -> list[tuple[str, Mapping]]:
         """Every record as (kind, record) in the order a run records them (by step, then KINDS)."""
-        order = {kind: i for i, kind in enumerate(KINDS)}
-        events = [(kind, r) for kind in KINDS for r in getattr(self, _LISTS[kind])]
-        return sorted(events, key=lambda e: (e[1]["step"], order[e[0]]))  # stable: keeps record order
+        return events_of({name: getattr(self, name) for name in _LISTS.values()})
 
     def __bool__(self) -> bool:
         return any(getattr(self, name) for name in _LISTS.values())

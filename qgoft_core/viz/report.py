@@ -2,7 +2,8 @@
 
 `run_report_html` draws every figure of a run into one self-contained HTML
 page (plotly.js inlined, opens offline); `history_to_records` /
-`history_to_csv` export the raw numbers; `write_run_outputs` writes the
+`history_to_csv` export the raw numbers (the run's `RunHistory` in its one
+JSON schema, NaN as null by the one policy of `qgoft_core.explore.history`); `write_run_outputs` writes the
 adapter, the metrics and the report into one folder. Used by the command
 line, the app's download buttons and the tests alike, so a run looks the
 same wherever it is exported.
@@ -19,66 +20,16 @@ from typing import Any, Optional
 
 import numpy as np
 
-from qgoft_core.viz import figures as F
+from qgoft_core.explore.history import FLOAT32_DIGITS, events_of, json_safe, round_float
 from qgoft_core.explore.registry import method_label, method_spec
+from qgoft_core.viz import figures as F
 
-SIGNIFICANT_DIGITS = 7  # float32 precision: more digits in JSON/CSV would be noise
+SIGNIFICANT_DIGITS = FLOAT32_DIGITS  # float32 precision: more digits in JSON/CSV would be noise
 STEP_COLUMNS = ["step", "loss", "reg_loss", "lr", "sec_per_step", "examples_per_sec"]
 EVAL_COLUMNS = ["accuracy", "loss", "cka"]
 CSV_COLUMNS = STEP_COLUMNS + [f"eval_{c}" for c in EVAL_COLUMNS]
 TRAINABLE_WEIGHTS_NAME = "trainable.safetensors"
 TRAINABLE_INFO_NAME = "trainable_info.json"
-
-
-# -- plain, JSON-ready values ---------------------------------------------------
-def _round(value: float) -> Optional[float]:
-    """A finite float to SIGNIFICANT_DIGITS; NaN/inf -> None (JSON has no NaN)."""
-    value = float(value)
-    if not math.isfinite(value):
-        return None
-    return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
-
-
-def plain(value: Any) -> Any:
-    """numpy arrays/scalars, tensors, tuples and nested dicts -> JSON-ready Python values."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if hasattr(value, "detach"):  # a torch tensor
-        value = value.detach().cpu().numpy()
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind in "fc":
-            return [_round(v) for v in value.astype(np.float64).ravel()]
-        return value.tolist()
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return _round(value)
-    return value
-
-
-def plain_snapshot(snapshot: dict, missing: Any = None) -> dict:
-    """A snapshot with lists instead of arrays, JSON-ready (undefined values -> `missing`).
-
-    Empty angle lists (methods without rotation angles) are left out, as the
-    figures' data contract says. figures.py wants NaN for an undefined scalar
-    (it draws a gap), JSON wants None: pass missing=float("nan") for figures.
-    """
-    layers = {}
-    for name, layer in snapshot["layers"].items():
-        row = plain(layer)
-        if not row.get("angles"):
-            row.pop("angles", None)
-        if row.get("scales") is None:
-            row.pop("scales", None)
-        for key in ("orth_dev", "he_drift"):
-            if row.get(key) is None:
-                row[key] = missing
-        layers[name] = row
-    return {"step": int(snapshot["step"]), "layers": layers}
 
 
 # -- exports ------------------------------------------------------------------------
@@ -97,36 +48,29 @@ def run_summary(run) -> dict:
         "trainable_parameters": trainable,
         "total_parameters": total,
         "device": run.device_label(),
-        "initial_accuracy": _round(evals[0]["accuracy"]) if evals else None,
-        "final_accuracy": _round(evals[-1]["accuracy"]) if evals else None,
+        "initial_accuracy": round_float(evals[0]["accuracy"]) if evals else None,
+        "final_accuracy": round_float(evals[-1]["accuracy"]) if evals else None,
         "stopped_reason": run.stopped_reason,
     }
 
 
 def history_to_records(run) -> dict:
-    """The whole history as JSON-ready data: config, summary, steps, evals, snapshots."""
+    """The run as JSON-ready data: config, summary and its history (`RunHistory.to_dict`:
+    schema, version, steps, evals, retention, snapshots)."""
     return {
-        "config": plain(run.config.to_dict()),
-        "summary": plain(run_summary(run)),
-        "steps": plain(run.history.steps),
-        "evals": plain(run.history.evals),
-        "snapshots": [plain_snapshot(s) for s in run.history.snapshots],
+        "config": json_safe(run.config.to_dict(), SIGNIFICANT_DIGITS),
+        "summary": json_safe(run_summary(run), SIGNIFICANT_DIGITS),
+        **run.history.to_dict(SIGNIFICANT_DIGITS),
     }
 
 
-def _events(records: dict) -> list[tuple[str, dict]]:
-    """Steps, evaluations and snapshots in the order they happened."""
-    order = {"step": 0, "eval": 1, "snapshot": 2}  # within one step number
-    events = [("step", r) for r in records["steps"]] + [("eval", r) for r in records["evals"]] \
-        + [("snapshot", r) for r in records["snapshots"]]
-    return sorted(events, key=lambda e: (e[1]["step"], order[e[0]]))
-
-
 def history_to_jsonl(run) -> str:
-    """One JSON object per line: first the run (config + summary), then every event."""
+    """One JSON object per line: first the run (config + summary + schema), then every event."""
     records = history_to_records(run)
-    lines = [json.dumps({"event": "run", "config": records["config"], "summary": records["summary"]})]
-    lines += [json.dumps({"event": kind, **record}) for kind, record in _events(records)]
+    head = {"event": "run", "config": records["config"], "summary": records["summary"],
+            "schema": records["schema"], "version": records["version"]}
+    lines = [json.dumps(head, allow_nan=False)]
+    lines += [json.dumps({"event": kind, **record}, allow_nan=False) for kind, record in events_of(records)]
     return "\n".join(lines) + "\n"
 
 
@@ -138,12 +82,12 @@ def history_to_csv(run) -> str:
     """
     rows: dict[int, dict] = {}
     for record in run.history.steps:
-        rows[int(record["step"])] = {c: _round(record[c]) if c != "step" else int(record[c])
+        rows[int(record["step"])] = {c: round_float(record.get(c)) if c != "step" else int(record[c])
                                      for c in STEP_COLUMNS}
     for record in run.history.evals:
         row = rows.setdefault(int(record["step"]), {"step": int(record["step"])})
         for c in EVAL_COLUMNS:
-            row[f"eval_{c}"] = _round(record[c]) if record.get(c) is not None else None
+            row[f"eval_{c}"] = round_float(record.get(c))
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -215,7 +159,7 @@ def report_sections(run) -> list[tuple[str, str, Any]]:
     """(heading, explanation, figure or HTML) for every part of a run's report."""
     method = run.config.method
     history = run.history
-    snapshots = [plain_snapshot(s, missing=float("nan")) for s in history.snapshots]
+    snapshots = history.snapshots
     last = snapshots[-1] if snapshots else None
     sections: list[tuple[str, str, Any]] = [
         ("Settings and result", "What was trained, how, and how well it does on held-out examples.",
@@ -231,7 +175,7 @@ def report_sections(run) -> list[tuple[str, str, Any]]:
         return sections
 
     names = list(last["layers"])
-    has_angles = method_spec(method).has_angles and any(last["layers"][n].get("angles") for n in names)
+    has_angles = method_spec(method).has_angles and any(np.size(last["layers"][n].get("angles")) for n in names)
     if has_angles:
         sections.append((
             f"Rotation angles at step {last['step']}",
@@ -257,7 +201,7 @@ def report_sections(run) -> list[tuple[str, str, Any]]:
         f"Norm changes at step {last['step']}",
         "Per-neuron ratio ||w'_i|| / ||w_i|| over all adapted layers. A strict rotation keeps every "
         "ratio at exactly 1; qGOFT's free block norms, scales, LoRA and full fine-tuning move them.",
-        F.norm_change_histogram({n: last["layers"][n].get("norm_ratio") or [] for n in names}),
+        F.norm_change_histogram({n: last["layers"][n].get("norm_ratio") for n in names}),
     ))
 
     steps, orth = F.layer_metric_series(snapshots, "orth_dev")
