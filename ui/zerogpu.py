@@ -5,10 +5,11 @@ On ZeroGPU a GPU exists only inside functions decorated with
 process, its arguments and results are pickled, and whatever it changes in
 objects is lost when it returns. So the visitor's run lives on the CPU in the
 app's process, and each chunk of steps is a pure function of picklable data:
-``train_chunk(config, task, state, steps) -> (new state, events)``. It builds
+``train_chunk(config, task, state, steps) -> (new state, history)``. It builds
 (or reuses, in the GPU process) a run with the same settings, loads the state,
 trains on the GPU and returns the trained tensors, the optimiser and data-order
-state and the recorded events; the app loads them back into its own run.
+state and what the chunk recorded (its `RunHistory` in the history's one JSON
+form, every bit kept); the app reads that back and appends it to its own run.
 
 Without the ``spaces`` package or outside a ZeroGPU Space (``SPACES_ZERO_GPU``
 unset) training runs in-process as usual, on CUDA when there is one.
@@ -79,13 +80,15 @@ def _run_key(config: dict, task) -> str:
 _worker_runs: dict[str, Any] = {}  # in the GPU process: the run of the last chunk, reused
 
 
-def train_chunk(config: dict, task, state: dict, steps: int) -> tuple[dict, list[tuple[str, dict]]]:
+def train_chunk(config: dict, task, state: dict, steps: int) -> tuple[dict, dict]:
     """The GPU function: `steps` optimiser steps from `state` (made by `capture_state`).
 
-    Returns (new state, events), the events being what ``TrainingRun.run``
-    yields. Changes nothing its caller can see.
+    Returns (new state, history): the history is ``RunHistory.to_dict(digits=None)``
+    of this chunk's records only (exact, plain JSON data: nothing of this process's
+    classes has to be unpickled by the caller). Changes nothing its caller can see.
     """
-    from qgoft_core.explore.training import RunConfig, RunHistory, TrainingRun
+    from qgoft_core.explore.history import RunHistory
+    from qgoft_core.explore.training import RunConfig, TrainingRun
 
     key = _run_key(config, task)
     run = _worker_runs.get(key)
@@ -93,20 +96,22 @@ def train_chunk(config: dict, task, state: dict, steps: int) -> tuple[dict, list
         _worker_runs.clear()  # one run per GPU process: the chunks of one visitor follow each other
         run = _worker_runs[key] = TrainingRun(RunConfig(**{**config, "device": "auto"}), task=task)
     restore_state(run, state)
-    run.history = RunHistory()  # only this chunk's events go back (step 0 also evaluates first)
-    events = list(run.run(steps=steps))
-    return capture_state(run), events
+    run.history = RunHistory()  # only this chunk's records go back (step 0 also evaluates first)
+    for _ in run.run(steps=steps):
+        pass
+    return capture_state(run), run.history.to_dict(digits=None)
 
 
 class ChunkedTraining:
     """Train a run in chunks through a GPU function, loading each chunk's result back into it."""
 
-    def __init__(self, chunk: Callable[..., tuple[dict, list]], chunk_steps: int = CHUNK_STEPS):
+    def __init__(self, chunk: Callable[..., tuple[dict, dict]], chunk_steps: int = CHUNK_STEPS):
         self._chunk = chunk
         self.chunk_steps = max(1, int(chunk_steps))
 
     def run(self, run, steps: Optional[int] = None) -> Iterator[tuple[str, dict]]:
         """Like ``run.run(steps)``: yields ("step" | "eval" | "snapshot", record) in order."""
+        from qgoft_core.explore.history import RunHistory
         target = run.step_count + steps if steps is not None else run.config.steps
         config = replace(run.config, device="cpu").to_dict()
         fresh = run.step_count == 0 and not run.history.evals
@@ -114,11 +119,10 @@ class ChunkedTraining:
             n = min(self.chunk_steps, max(1, target - run.step_count))
             # The state always travels, also at step 0: the GPU process's own run may have
             # been initialised differently (LoRA draws its init from the global RNG).
-            new_state, events = self._chunk(config, run.task, capture_state(run), n)
+            new_state, shipped = self._chunk(config, run.task, capture_state(run), n)
             restore_state(run, new_state)
-            for kind, record in events:
-                {"step": run.history.steps, "eval": run.history.evals,
-                 "snapshot": run.history.snapshots}[kind].append(record)
+            for kind, record in RunHistory.from_json(shipped).events():
+                run.history.add(kind, record)
                 yield kind, record
             fresh = False
 
