@@ -15,6 +15,7 @@ from torch import nn
 from qgoft_core.metrics import torch_weight
 from qgoft_core.explore.registry import HEAD, METHODS, MethodSpec, method_spec
 from qgoft_core.tuners.qgoft import QGOFTModel, share_base
+from qgoft_core.tuners.utils import count_parameters
 from qgoft_core.tuners.qgoft.layer import ADAPTABLE_TYPES, layer_shape
 from qgoft_core.tuners.qgoft.targets import find_targets
 
@@ -54,13 +55,7 @@ class Tuned:
         return [p for p in self.model.parameters() if p.requires_grad]
 
     def trainable_count(self) -> tuple[int, int]:
-        seen, trainable, total = set(), 0, 0
-        for p in self.model.parameters():
-            if id(p) not in seen:
-                seen.add(id(p))
-                total += p.numel()
-                trainable += p.numel() if p.requires_grad else 0
-        return trainable, total
+        return count_parameters(self.model)
 
     def regularization_loss(self) -> torch.Tensor:
         if self.spec.givens:

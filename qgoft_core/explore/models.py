@@ -7,7 +7,6 @@ put their adapters into, and only their own head and adapter tensors.
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -15,6 +14,8 @@ from typing import Optional
 import torch
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
+
+from qgoft_core.explore import caches
 
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_MODEL_ALIASES = {"default", "minilm", DEFAULT_MODEL_ID, "all-MiniLM-L6-v2"}
@@ -45,6 +46,10 @@ class BaseModel:
     tokenizer: object
     pooling: str  # "mean" for encoders, "last" for decoder-only models
 
+    def cache_bytes(self) -> int:
+        """What keeping this model costs: its weights and buffers."""
+        return sum(t.numel() * t.element_size() for t in (*self.encoder.parameters(), *self.encoder.buffers()))
+
     @property
     def hidden_size(self) -> int:
         return int(self.encoder.config.hidden_size)
@@ -56,8 +61,6 @@ class BaseModel:
         return int(min(limit, positions, 100_000))
 
 
-_cache: dict[str, BaseModel] = {}
-_lock = threading.Lock()
 
 
 def resolve_model(name: Optional[str]) -> tuple[str, str]:
@@ -73,28 +76,31 @@ def resolve_model(name: Optional[str]) -> tuple[str, str]:
 def load_base(name: Optional[str] = None) -> BaseModel:
     """Load (once) a frozen base model by hub id or folder; clear errors when offline."""
     model_id, source = resolve_model(name)
-    with _lock:
-        if model_id in _cache:
-            return _cache[model_id]
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
-        try:
-            # Never trust_remote_code: only architectures transformers ships.
-            config = AutoConfig.from_pretrained(source, trust_remote_code=False)
-            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
-            encoder = AutoModel.from_pretrained(source, trust_remote_code=False)
-        except Exception as exc:  # noqa: BLE001 - transformers raises many kinds
-            raise ModelLoadError(_explain_load_failure(name, exc)) from None
-        if model_id == DEFAULT_MODEL_ID:
-            encoder.config._name_or_path = DEFAULT_MODEL_ID
-        encoder.eval()
-        for p in encoder.parameters():
-            p.requires_grad_(False)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-        pooling = "last" if config.model_type in _DECODER_TYPES else "mean"
-        base = BaseModel(model_id, encoder, tokenizer, pooling)
-        _cache[model_id] = base
-        return base
+    if model_id == DEFAULT_MODEL_ID:
+        caches.BASE_MODELS.pin(model_id)  # every visitor's default: never evicted
+    return caches.BASE_MODELS.get_or_create(model_id, lambda: _load(model_id, source, name))
+
+
+def _load(model_id: str, source: str, name: Optional[str]) -> BaseModel:
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    try:
+        # Never trust_remote_code: only architectures transformers ships.
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+        encoder = AutoModel.from_pretrained(source, trust_remote_code=False)
+    except Exception as exc:  # noqa: BLE001 - transformers raises many kinds
+        raise ModelLoadError(_explain_load_failure(name, exc)) from None
+    if model_id == DEFAULT_MODEL_ID:
+        encoder.config._name_or_path = DEFAULT_MODEL_ID
+    encoder.eval()
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    pooling = "last" if config.model_type in _DECODER_TYPES else "mean"
+    return BaseModel(model_id, encoder, tokenizer, pooling)
+
+
 
 
 def _explain_load_failure(name: Optional[str], exc: Exception) -> str:

@@ -72,6 +72,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from qgoft_core.explore.methods import MethodSettings  # noqa: E402
+from qgoft_core.tuners.utils import count_parameters  # noqa: E402
 from qgoft_core.explore.registry import METHOD_SPECS, method_label, method_spec, peft_config  # noqa: E402
 
 TARGETS = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
@@ -222,7 +223,7 @@ class Built:
 
     @property
     def trainable(self) -> int:
-        return sum(p.numel() for p in self.params)
+        return count_parameters(self.model)[0]
 
 
 def build_method(name: str, base: nn.Module, targets: list[str] = TARGETS) -> Built:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterator, Optional
@@ -22,11 +21,14 @@ from torch import nn
 
 from qgoft_core import metrics as M
 from qgoft_core.explore.history import RunHistory, Snapshot, layer_snapshot
+from qgoft_core.explore import caches
 from qgoft_core.explore.methods import MethodSettings, Tuned, build_tuned, new_classifier
 from qgoft_core.explore.registry import METHOD_SPECS, METHODS
 from qgoft_core.explore.models import BaseModel, load_base
 
-STEP_CAP = int(os.environ.get("QGOFT_MAX_STEPS", "5000"))
+# The default of RunConfig.max_steps: the most steps a run may ask for unless its caller sets
+# its own cap (the app passes its QGOFT_MAX_STEPS setting, ui/settings.py). Read nowhere else.
+STEP_CAP = 5000
 MAX_BATCH = 512
 PROBE_EXAMPLES = 64  # held-out texts whose embeddings measure similarity to the base
 
@@ -39,9 +41,14 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the run keeps its last good state."""
 
 
-def configure_cpu_threads() -> int:
-    """Use the cores we have (Spaces' CPU_CORES, else os.cpu_count()), at most 8."""
-    wanted = os.environ.get("QGOFT_THREADS") or os.environ.get("CPU_CORES") or os.cpu_count() or 1
+def configure_cpu_threads(wanted: Optional[int] = None) -> int:
+    """Set the calling thread's torch CPU threads to `wanted`, at most 8, and return the number.
+
+    `wanted` None: QGOFT_THREADS, else Spaces' CPU_CORES, else os.cpu_count() (what the command
+    line and a TrainingRun on its own use; the app passes its own setting, ui/settings.py).
+    """
+    if wanted is None:
+        wanted = os.environ.get("QGOFT_THREADS") or os.environ.get("CPU_CORES") or os.cpu_count() or 1
     n = max(1, min(int(float(wanted)), 8))
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
@@ -125,6 +132,11 @@ class Encoded:
 
     ids: list[list[int]]
     labels: torch.Tensor
+    key: tuple = ()  # what was encoded (model, texts, labels, length): names this split in caches
+
+    def cache_bytes(self) -> int:
+        # A Python list of ints costs ~36 bytes an id (8 the pointer, 28 the int object, small ints shared).
+        return 36 * sum(len(r) for r in self.ids) + self.labels.numel() * self.labels.element_size()
 
     def batch(self, index, pad_id: int, device) -> dict[str, torch.Tensor]:
         rows = [self.ids[i] for i in index]
@@ -138,26 +150,22 @@ class Encoded:
                 "labels": self.labels[list(index)].to(device)}
 
 
-_encode_cache: dict[tuple, Encoded] = {}
-_encode_lock = threading.Lock()
-
-
 def encode(base: BaseModel, texts: tuple[str, ...], labels: tuple[int, ...], max_length: int) -> Encoded:
-    key = (base.model_id, hash(texts), hash(labels), max_length)
-    with _encode_lock:
-        if key not in _encode_cache:
-            tok = base.tokenizer(list(texts), truncation=True, max_length=max_length)
-            _encode_cache[key] = Encoded(tok["input_ids"], torch.tensor(labels, dtype=torch.long))
-        return _encode_cache[key]
+    """The tokenised split, shared by every run on the same model and data (caches.ENCODED_SPLITS)."""
+    key = (base.model_id, hash(texts), hash(labels), len(texts), max_length)
+
+    def tokenise() -> Encoded:
+        tok = base.tokenizer(list(texts), truncation=True, max_length=max_length)
+        return Encoded(tok["input_ids"], torch.tensor(labels, dtype=torch.long), key)
+
+    return caches.ENCODED_SPLITS.get_or_create(key, tokenise)
 
 
 # Pooled base-model embeddings of a held-out split: at step 0 every method's
 # encoder is exactly the base (identity at initialisation), so the step-0
 # evaluation and the similarity probe need only the head on these. Shared by
 # all runs on the same base and data, which makes the first chart of a run
-# appear without a full held-out forward.
-_base_embedding_cache: dict[tuple, torch.Tensor] = {}
-_base_embedding_lock = threading.Lock()
+# appear without a full held-out forward. Kept in caches.BASE_EMBEDDINGS.
 
 
 class TrainingRun:
@@ -307,11 +315,10 @@ class TrainingRun:
 
     def _base_test_embeddings(self) -> torch.Tensor:
         """Pooled embeddings of the held-out split by the untrained encoder (= the base), cached."""
-        key = (self.base.model_id, id(self.base.encoder), id(self.test_data), self.base.pooling, str(self.device))
-        with _base_embedding_lock:
-            if key not in _base_embedding_cache:
-                _base_embedding_cache[key] = torch.cat([self._embed(batch) for batch in self._test_batches()])
-            return _base_embedding_cache[key]
+        # Keyed by what was encoded, not by object ids (an id is reused once its object is freed).
+        key = (self.base.model_id, id(self.base.encoder), self.test_data.key, self.base.pooling, str(self.device))
+        return caches.BASE_EMBEDDINGS.get_or_create(
+            key, lambda: torch.cat([self._embed(batch) for batch in self._test_batches()]))
 
     @torch.no_grad()
     def evaluate(self) -> dict:
