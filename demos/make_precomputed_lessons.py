@@ -26,20 +26,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from demos.presets import (COMMON_CONFIG, FORMAT_VERSION, MAKE_COMMAND, PRECOMPUTED_DIR, RUNS,  # noqa: E402
-                           file_sha256, finite_or_none)
+                           file_sha256)
+from qgoft_core.explore.history import json_safe  # noqa: E402
 
 STEP_KEYS = ("step", "loss", "reg_loss", "lr", "sec_per_step")
 SIGNIFICANT = 6  # digits kept in the JSON records (float32 training: more would be noise)
 
 
-def _round(value):
-    value = finite_or_none(value)
-    return None if value is None else float(f"{value:.{SIGNIFICANT}g}")
-
-
 def _record(record: dict, keys=None) -> dict:
+    """A history record for the file: the history's NaN policy, SIGNIFICANT digits."""
     keys = keys or record.keys()
-    return {k: (record[k] if k == "step" else _round(record[k])) for k in keys if k in record}
+    return json_safe({k: record[k] for k in keys if k in record}, SIGNIFICANT)
 
 
 def _pack(snapshots: list[dict], names: list[str], key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -62,11 +59,10 @@ def make_run(run_id: str, out_dir: Path = PRECOMPUTED_DIR) -> dict:
     config = RunConfig(**{**COMMON_CONFIG, **RUNS[run_id]})
     start = time.perf_counter()
     run = TrainingRun(config)
-    retention = []
     for kind, record in run.run():
         if kind == "snapshot":
-            retention.append(_record(run.retention()))
-            print(f"  {run_id}: step {record['step']:3d}  retention kept {retention[-1]['kept']}", flush=True)
+            kept = run.retention()["kept"]  # recorded in run.history.retention
+            print(f"  {run_id}: step {record['step']:3d}  retention kept {kept:.6g}", flush=True)
     history = run.history
     names = list(history.snapshots[0]["layers"])
     angles, angle_offsets = _pack(history.snapshots, names, "angles")
@@ -87,7 +83,7 @@ def make_run(run_id: str, out_dir: Path = PRECOMPUTED_DIR) -> dict:
         "total_parameters": total,
         "steps": [_record(s, STEP_KEYS) for s in history.steps],
         "evals": [_record(e) for e in history.evals],
-        "retention": retention,
+        "retention": [_record(r) for r in history.retention],
         "snapshot_steps": [int(s["step"]) for s in history.snapshots],
         "layer_names": names,
         "generated_by": {

@@ -12,8 +12,11 @@ by ``demos/make_precomputed_lessons.py`` and ship in ``demos/precomputed_lessons
   the per-layer orthogonality deviation and energy drift (float64: strict GOFT
   sits at ~1e-16, which float16 would flush to 0).
 
-Loading never unpickles (``allow_pickle=False``) and imports neither torch nor
-gradio, so the Lessons tab starts without the model.
+Loading reads both into the engine's one history type
+(``qgoft_core.explore.history.RunHistory``, through ``RunHistory.from_json``):
+a lesson plays back exactly what a live run records. It never unpickles
+(``allow_pickle=False``) and imports neither torch nor gradio, so the Lessons
+tab starts without the model.
 """
 from __future__ import annotations
 
@@ -21,11 +24,18 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from qgoft_core.explore.history import (SCHEMA, SCHEMA_VERSION, HistoryFormatError, RunHistory, Snapshot,
+                                        finite_or_none)
+
+__all__ = ["PRECOMPUTED_DIR", "FORMAT_VERSION", "MAKE_COMMAND", "COMMON_CONFIG", "RUNS", "RUN_LABELS",
+           "PresetError", "Preset", "PRESETS", "PrecomputedRun", "load_run", "load_preset", "file_sha256",
+           "finite_or_none"]
 
 PRECOMPUTED_DIR = Path(__file__).parent / "precomputed_lessons"
 FORMAT_VERSION = 1
@@ -117,19 +127,15 @@ PRESETS: dict[str, Preset] = {p.key: p for p in (
 
 @dataclass
 class PrecomputedRun:
-    """One finished run, ready for the figure functions of ``qgoft_core.viz.figures``."""
+    """One finished run: its recorded `history` plus what the files say about it.
+
+    The other fields are views of the history, in the shapes the Lessons tab
+    and the figure functions of ``qgoft_core.viz.figures`` take.
+    """
 
     run_id: str
     config: dict[str, Any]
-    steps: list[dict]
-    evals: list[dict]
-    retention: list[dict]
-    snapshot_steps: list[int]
-    layer_names: list[str]
-    angles: list[dict[str, np.ndarray]]  # per snapshot: layer -> radians (float32)
-    norm_ratio: list[dict[str, np.ndarray]]  # per snapshot: layer -> per-neuron ratio
-    orth_dev: np.ndarray  # (snapshots, layers) float64; NaN for methods without rotations
-    he_drift: np.ndarray  # (snapshots, layers) float64
+    history: RunHistory
     trainable_parameters: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -141,15 +147,49 @@ class PrecomputedRun:
     def label(self) -> str:
         return RUN_LABELS.get(self.run_id, self.run_id)
 
-    def snapshot(self, index: int) -> dict:
-        """Snapshot ``index`` in the engine's shape ({step, layers: {name: {...}}})."""
-        layers = {}
-        for k, name in enumerate(self.layer_names):
-            layers[name] = {"angles": self.angles[index][name],
-                            "norm_ratio": self.norm_ratio[index][name],
-                            "orth_dev": float(self.orth_dev[index, k]),
-                            "he_drift": float(self.he_drift[index, k])}
-        return {"step": self.snapshot_steps[index], "layers": layers}
+    @property
+    def steps(self) -> list[dict]:
+        return self.history.steps
+
+    @property
+    def evals(self) -> list[dict]:
+        return self.history.evals
+
+    @property
+    def retention(self) -> list[dict]:
+        return self.history.retention
+
+    @cached_property
+    def snapshot_steps(self) -> list[int]:
+        return self.history.snapshot_steps
+
+    @cached_property
+    def layer_names(self) -> list[str]:
+        return self.history.layer_names()
+
+    @cached_property
+    def angles(self) -> list[dict[str, np.ndarray]]:
+        """Per snapshot: layer -> radians (float32; empty without rotations)."""
+        return [self.history.angles_at(i) for i in range(len(self.history.snapshots))]
+
+    @cached_property
+    def norm_ratio(self) -> list[dict[str, np.ndarray]]:
+        """Per snapshot: layer -> per-neuron norm ratio (float32)."""
+        return [{n: layer["norm_ratio"] for n, layer in s["layers"].items()} for s in self.history.snapshots]
+
+    @cached_property
+    def orth_dev(self) -> np.ndarray:
+        """(snapshots, layers) float64; NaN for methods without rotations."""
+        return self.history.layer_table("orth_dev")
+
+    @cached_property
+    def he_drift(self) -> np.ndarray:
+        """(snapshots, layers) float64."""
+        return self.history.layer_table("he_drift")
+
+    def snapshot(self, index: int) -> Snapshot:
+        """Snapshot ``index`` as the engine records it ({step, layers: {name: LayerSnapshot}})."""
+        return self.history.snapshots[index]
 
     def penalty_sums(self) -> tuple[list[int], list[float]]:
         """(steps, Σ⟨α,β⟩² over all blocks) from the step records: reg_loss / λ (qGOFT only)."""
@@ -168,15 +208,26 @@ class PrecomputedRun:
 
     def series(self, key: str, upto: int | None = None) -> tuple[list[int], dict[str, list[float]]]:
         """(snapshot steps, {layer: values}) of "orth_dev" or "he_drift" for snapshots 0..upto."""
-        table = {"orth_dev": self.orth_dev, "he_drift": self.he_drift}[key]
-        stop = len(self.snapshot_steps) if upto is None else upto + 1
-        return (self.snapshot_steps[:stop],
-                {name: table[:stop, k].tolist() for k, name in enumerate(self.layer_names)})
+        if key not in ("orth_dev", "he_drift"):
+            raise KeyError(key)
+        return self.history.layer_series(key, upto)
 
 
-def _split(flat: np.ndarray, offsets: np.ndarray, names: list[str]) -> list[dict[str, np.ndarray]]:
-    return [{name: row[offsets[k]:offsets[k + 1]].astype(np.float32) for k, name in enumerate(names)}
-            for row in flat]
+def _history_data(record: dict, arrays: dict[str, np.ndarray], names: list[str], steps: list[int]) -> dict:
+    """The shipped form (JSON records + packed npz arrays) as the history's JSON form (arrays, not lists)."""
+    def cut(key: str, offsets: str, row: int) -> dict[str, np.ndarray]:
+        off = arrays[offsets]
+        return {name: arrays[key][row, off[k]:off[k + 1]] for k, name in enumerate(names)}
+
+    snapshots = []
+    for row, step in enumerate(steps):
+        angles, norms = cut("angles", "angle_offsets", row), cut("norm_ratio", "norm_offsets", row)
+        snapshots.append({"step": step, "layers": {
+            name: {"angles": angles[name], "norm_ratio": norms[name], "orth_dev": arrays["orth_dev"][row, k],
+                   "he_drift": arrays["he_drift"][row, k], "block": {}, "scales": None}
+            for k, name in enumerate(names)}})
+    return {"schema": SCHEMA, "version": SCHEMA_VERSION, "steps": record["steps"], "evals": record["evals"],
+            "retention": record.get("retention", []), "snapshots": snapshots}
 
 
 def file_sha256(path: Path) -> str:
@@ -215,15 +266,13 @@ def load_run(run_id: str, directory: str | None = None) -> PrecomputedRun:
         width = int(arrays[offsets][-1])
         if key not in arrays or arrays[key].shape != (n_snap, width):
             raise PresetError(f"{npz_path.name}: array {key!r} is missing or has the wrong shape")
-    return PrecomputedRun(
-        run_id=run_id, config=record["config"], steps=record["steps"], evals=record["evals"],
-        retention=record.get("retention", []), snapshot_steps=steps, layer_names=names,
-        angles=_split(arrays["angles"], arrays["angle_offsets"], names),
-        norm_ratio=_split(arrays["norm_ratio"], arrays["norm_offsets"], names),
-        orth_dev=arrays["orth_dev"].astype(np.float64), he_drift=arrays["he_drift"].astype(np.float64),
-        trainable_parameters=record.get("trainable_parameters"),
-        meta=record.get("generated_by", {}),
-    )
+    try:
+        history = RunHistory.from_json(_history_data(record, arrays, names, steps))
+    except (HistoryFormatError, KeyError, TypeError) as err:
+        raise PresetError(f"{json_path.name}: the records cannot be read: {err}") from err
+    return PrecomputedRun(run_id=run_id, config=record["config"], history=history,
+                          trainable_parameters=record.get("trainable_parameters"),
+                          meta=record.get("generated_by", {}))
 
 
 def load_preset(key: str) -> tuple[Preset, PrecomputedRun, PrecomputedRun]:
@@ -233,11 +282,3 @@ def load_preset(key: str) -> tuple[Preset, PrecomputedRun, PrecomputedRun]:
     preset = PRESETS[key]
     return preset, load_run(preset.run_a), load_run(preset.run_b)
 
-
-def finite_or_none(value: Any) -> float | None:
-    """JSON cannot hold NaN/inf: store them as null."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None

@@ -9,15 +9,15 @@ loop that decides how often to draw (see ``train_session.Throttle``).
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Optional
 
 import gradio as gr
 import numpy as np
 from gradio.components.plot import PlotData
 
-from qgoft_core.viz import figures as F
+from qgoft_core.explore.history import RunHistory, finite_or_none, round_float
 from qgoft_core.explore.registry import method_label, method_spec
+from qgoft_core.viz import figures as F
 
 from ui.runs import ViewState
 
@@ -48,9 +48,8 @@ def plot_data(fig) -> PlotData:
 
 
 def _fmt(value: Optional[float], digits: int = 4) -> str:
-    if value is None or not math.isfinite(float(value)):
-        return "–"
-    return f"{float(value):.{digits}g}"
+    value = finite_or_none(value)
+    return "–" if value is None else f"{value:.{digits}g}"
 
 
 # -- the status line ---------------------------------------------------------------
@@ -65,16 +64,11 @@ def run_info(run, state: str, message: str = "", run_id: str = "") -> dict[str, 
                 device=run.device_label())
     if steps:
         last = steps[-1]
-        info.update(loss=_finite(last["loss"]), reg_loss=_finite(last["reg_loss"]),
-                    sec_per_step=_finite(_recent_sec_per_step(steps)))
+        info.update(loss=finite_or_none(last["loss"]), reg_loss=finite_or_none(last["reg_loss"]),
+                    sec_per_step=finite_or_none(_recent_sec_per_step(steps)))
     if evals:
-        info.update(accuracy=_finite(evals[-1]["accuracy"]), accuracy_step=evals[-1]["step"])
+        info.update(accuracy=finite_or_none(evals[-1]["accuracy"]), accuracy_step=evals[-1]["step"])
     return info
-
-
-def _finite(value) -> Optional[float]:
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def _recent_sec_per_step(steps: list[dict], window: int = 10) -> float:
@@ -115,36 +109,15 @@ def loss_view(run) -> Optional[PlotData]:
 
 def snapshot_index(snapshots: list[dict], step: Optional[int]) -> int:
     """Index of the newest snapshot at or before `step` (None: the newest of all)."""
-    if step is None:
-        return len(snapshots) - 1
-    index = 0
-    for i, snap in enumerate(snapshots):
-        if snap["step"] <= step:
-            index = i
-    return index
-
-
-def _table_snapshot(snapshot: dict) -> dict:
-    """figures.layer_overview_table wants lists, the engine records float32 arrays."""
-    layers = {}
-    for name, layer in snapshot["layers"].items():
-        row = {k: v for k, v in layer.items() if k not in ("angles", "norm_ratio", "scales", "block")}
-        angles = np.asarray(layer.get("angles") if layer.get("angles") is not None else [])
-        if angles.size:
-            row["angles"] = angles.tolist()
-        row["norm_ratio"] = np.asarray(layer.get("norm_ratio"), dtype=float).tolist()
-        layers[name] = row
-    return {"step": snapshot["step"], "layers": layers}
+    return RunHistory(snapshots=list(snapshots)).snapshot_index(step)
 
 
 def _round_cell(value):
-    if isinstance(value, float):
-        return float(f"{value:.4g}") if math.isfinite(value) else None
-    return value
+    return round_float(value, 4) if isinstance(value, float) else value
 
 
 def table_rows(snapshot: dict) -> list[list]:
-    rows = F.layer_overview_table(_table_snapshot(snapshot))
+    rows = F.layer_overview_table(snapshot)
     return [[_round_cell(row.get(c)) for c in F.TABLE_COLUMNS] for row in rows]
 
 
@@ -196,7 +169,7 @@ def snapshot_views(run, view: ViewState) -> dict[str, Any]:
     layer_info = snap["layers"][layer]
     notes = [f"**Layer {F.short_layer_name(layer)}** (`{layer}`) at **step {snap['step']}** "
              f"(snapshot {index + 1} of {len(snapshots)}; {follow})."]
-    if not np.asarray(layer_info.get("angles") if layer_info.get("angles") is not None else []).size:
+    if not np.size(layer_info.get("angles")):
         notes.append(f"{method_label(method)} has no Givens angles: the angle charts stay empty; "
                      "norm change, orthogonality and energy drift still apply.")
     return {
