@@ -328,7 +328,7 @@ def _write(args, methods, steps, seeds, multipliers, started, n_val, task) -> li
            "minutes": round((time.monotonic() - started) / 60, 1), "methods": methods,
            "markdown": markdown_table(methods), "verdict": verdict(methods)}
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    from qgoft_core.explore.compare import json_safe
+    from qgoft_core.explore.history import json_safe
     args.json.write_text(json.dumps(json_safe(out), indent=1, allow_nan=False) + "\n", encoding="utf-8")
     return methods
 

@@ -11,6 +11,7 @@ import torch
 
 from qgoft_core.explore.data.tasks import TextTask
 from qgoft_core.explore import compare as C
+from qgoft_core.viz import compare_views as CV
 from demos.comparisons import load_precomputed
 from qgoft_core.explore.models import BaseModel, default_model_path
 
@@ -134,12 +135,12 @@ def test_export_round_trips(comparison, tmp_path):
     lines = csv_text.strip().splitlines()
     assert len(lines) == 1 + len(result.rows)
     assert lines[0].startswith("key,label,method,trainable_params")
-    headers, body = C.table_rows(result)
+    headers, body = CV.table_rows(result)
     assert len(headers) == len(body[0]) and len(body) == len(result.rows)
-    assert set(h for h in headers if h != "note") <= set(C.COLUMN_HELP)
-    figs = C.compare_bar_figures(result)
-    assert set(figs) == {name for name, *_ in C.BAR_METRICS}
-    assert len(C.kept_figure(result).data) == len(result.rows)
+    assert set(h for h in headers if h != "note") <= set(CV.COLUMN_HELP)
+    figs = CV.compare_bar_figures(result)
+    assert set(figs) == {name for name, *_ in CV.BAR_METRICS}
+    assert len(CV.kept_figure(result).data) == len(result.rows)
 
 
 def test_bad_input_is_explained(tiny_base, tiny_task):

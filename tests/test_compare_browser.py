@@ -5,10 +5,11 @@ import pytest
 
 from tests.browser_utils import browser_page, build_test_app, launched, plot_svg, screenshot, wait_for_app, wait_until
 from qgoft_core.explore import compare as C
+from qgoft_core.viz import compare_views as CV
 from demos.comparisons import load_precomputed
 pytestmark = pytest.mark.browser
 
-BAR_IDS = [f"compare-bars-{name.replace('_', '-')}" for name, *_ in C.BAR_METRICS]
+BAR_IDS = [f"compare-bars-{name.replace('_', '-')}" for name, *_ in CV.BAR_METRICS]
 
 
 def _table_rows(page) -> list[str]:

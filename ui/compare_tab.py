@@ -24,6 +24,7 @@ import pandas as pd
 
 from qgoft_core.explore.data.tasks import BUILTIN_TASKS
 from qgoft_core.explore import compare as C
+from qgoft_core.viz import compare_views as CV
 from qgoft_core.explore.models import ModelLoadError
 from qgoft_core.explore.training import TrainingConfigError
 from demos import comparisons as shipped
@@ -36,7 +37,7 @@ DEFAULT_LIVE_STEPS = 30
 MAX_LIVE_STEPS = 300  # a comparison runs up to 9 methods: keep one click bounded
 PLOT_INTERVAL = 1.5  # seconds between two redraws of the charts while running
 WAIT_POLL = 1.0  # seconds between two looks at the waiting line
-BAR_KEYS = [name for name, *_ in C.BAR_METRICS]
+BAR_KEYS = [name for name, *_ in CV.BAR_METRICS]
 
 _live_sessions: set[str] = set()  # visitors with a live comparison running (one each)
 _live_lock = threading.Lock()
@@ -53,15 +54,15 @@ another (BOFT is several times slower than the others on a CPU)."""
 
 # -- views (plain values for the components) -----------------------------------
 def table_frame(result: Optional[C.CompareResult]) -> pd.DataFrame:
-    headers = [header for _, header in C.COLUMNS] + ["note"]
+    headers = [header for _, header in CV.COLUMNS] + ["note"]
     if result is None or not result.rows:
         return pd.DataFrame(columns=headers)
-    headers, body = C.table_rows(result)
+    headers, body = CV.table_rows(result)
     return pd.DataFrame(body, columns=headers)
 
 
 def column_help_markdown() -> str:
-    return "\n".join(f"- **{name}**: {text}" for name, text in C.COLUMN_HELP.items())
+    return "\n".join(f"- **{name}**: {text}" for name, text in CV.COLUMN_HELP.items())
 
 
 def methods_help_markdown() -> str:
@@ -72,9 +73,9 @@ def views(result: Optional[C.CompareResult]) -> dict[str, Any]:
     """Table, summary, curves and bars of a comparison, keyed like the components."""
     if result is None or not result.rows:
         return {"table": table_frame(None), "summary": "", "kept": None, **{k: None for k in BAR_KEYS}}
-    bars = C.compare_bar_figures(result)
-    return {"table": table_frame(result), "summary": C.summary_markdown(result),
-            "kept": C.kept_figure(result), **{k: bars[k] for k in BAR_KEYS}}
+    bars = CV.compare_bar_figures(result)
+    return {"table": table_frame(result), "summary": CV.summary_markdown(result),
+            "kept": CV.kept_figure(result), **{k: bars[k] for k in BAR_KEYS}}
 
 
 def export_files(result: Optional[C.CompareResult]) -> tuple[Optional[str], Optional[str]]:
@@ -119,7 +120,7 @@ def load_precomputed_view(task: str, methods: list[str] | None) -> tuple[Optiona
     note = "" if chosen else " (no method ticked: showing all)"
     missing = [C.COMPARE_METHODS[m].label for m in chosen if result.row(m) is None]
     extra = f" Not in the shipped file: {', '.join(missing)}." if missing else ""
-    status = (f"Precomputed comparison: {C.describe(full)}{note}.{extra} "
+    status = (f"Precomputed comparison: {CV.describe(full)}{note}.{extra} "
               f"Made with `{full.meta.get('command', 'demos/make_precomputed.py')}`.")
     return result, status
 
@@ -170,7 +171,7 @@ def build_compare_tab(ctx: AppContext) -> None:
     gr.Markdown(INTRO)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            methods = gr.CheckboxGroup(C.method_choices(), value=list(C.DEFAULT_METHODS), label="methods",
+            methods = gr.CheckboxGroup(CV.method_choices(), value=list(C.DEFAULT_METHODS), label="methods",
                                        elem_id="compare-methods")
             with gr.Accordion("About the methods and their learning rates", open=False):
                 gr.Markdown(methods_help_markdown())
@@ -276,7 +277,7 @@ def build_compare_tab(ctx: AppContext) -> None:
                 redraw = event.kind == "row" or (event.kind == "eval" and
                                                  time.monotonic() - last_draw > PLOT_INTERVAL)
                 if redraw:
-                    update[kept] = C.kept_figure(result)
+                    update[kept] = CV.kept_figure(result)
                     last_draw = time.monotonic()
                 if event.kind == "row":
                     update.update(view_updates(result))
@@ -290,7 +291,7 @@ def build_compare_tab(ctx: AppContext) -> None:
         stopped = [r.label for r in result.rows if r.status != "ok"]
         note = f" Incomplete: {', '.join(stopped)} (see the note column)." if stopped else ""
         yield {status: f"Live comparison finished in {time.monotonic() - started:.0f} s: "
-                       f"{C.describe(result)}.{note}", **view_updates(result), **export_updates(result)}
+                       f"{CV.describe(result)}.{note}", **view_updates(result), **export_updates(result)}
 
     # Changing the task does not reload by itself: a live comparison on screen stays until asked.
     load.click(on_load, [task, methods], [status, *view_outputs, csv_button, json_button],

@@ -9,14 +9,18 @@ with one `CompareRow` per method:
 
 - trainable parameters, held-out accuracy, median seconds per step;
 - orthogonality deviation ||M^T M - I||_F / sqrt(d), max over adapted layers
-  (see `orth_dev_kind` and `COLUMN_HELP` for what M is for each method);
+  (see `orth_dev_kind`, and the column help in `qgoft_core.viz.compare_views`, for what M
+  is for each method);
 - hyperspherical-energy drift, mean |relative drift| over adapted layers;
 - linear CKA of the tuned sentence embeddings against the base's;
 - the retention probe (Spearman of cosine similarity against graded sentence
   pairs) for the base and the tuned model, and their ratio.
 
 Plus, per method, the eval records over training as an accuracy-vs-CKA curve.
-Library code: no Gradio here.
+This is the engine half (running, measuring, JSON and CSV in and out); the
+table, the charts and the text the app shows are in `qgoft_core.viz.compare_views`.
+No Gradio or plotly here. Files follow the one NaN policy of `explore.history`
+(`json_safe`: NaN -> null).
 """
 from __future__ import annotations
 
@@ -27,14 +31,14 @@ import math
 import statistics
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 
 from qgoft_core import metrics as M
-from qgoft_core.explore.registry import lighter, method_label, method_spec
+from qgoft_core.explore.history import json_safe
+from qgoft_core.explore.registry import lighter, method_spec
 from qgoft_core.explore.models import BaseModel, load_base
 from qgoft_core.explore.training import RunConfig, TrainingConfigError, TrainingDiverged, TrainingRun
 
@@ -104,50 +108,6 @@ DEFAULT_METHODS: tuple[str, ...] = tuple(COMPARE_METHODS)
 ORTH_ROTATION = "rotation"  # the method's own operator
 ORTH_LEAST_SQUARES = "least squares"  # M^T = pinv(W) W' on well-conditioned layers with n >= d
 ORTH_UNTOUCHED = "encoder untouched"  # head only: M = I, deviation 0
-
-COLUMNS: list[tuple[str, str]] = [  # (CompareRow field, table header)
-    ("label", "method"),
-    ("trainable_params", "trainable params"),
-    ("accuracy", "accuracy (%)"),
-    ("sec_per_step", "s / step"),
-    ("orth_dev", "orth. deviation"),
-    ("he_drift", "energy drift"),
-    ("cka", "CKA to base"),
-    ("retention_tuned", "retention (Spearman)"),
-    ("retention_kept", "skill kept (%)"),
-    ("lr", "lr"),
-    ("steps", "steps"),
-]
-
-COLUMN_HELP: dict[str, str] = {
-    "method": "Fine-tuning method; all rows share the base model, task, seed (head initialisation and "
-              "data order) and step budget.",
-    "trainable params": "Parameters the optimiser updates, classifier head included.",
-    "accuracy (%)": "Accuracy on the task's held-out texts after the last step.",
-    "s / step": "Median wall-clock seconds of one training step (forward, backward, AdamW) on this "
-                "machine; the methods ran one after another, so load from other work can shift them.",
-    "orth. deviation": "||MᵀM − I||_F / √d, largest over adapted layers, for the input-side operator M "
-                       "with tuned weight W' = W Mᵀ. Rotation methods (GOFT, qGOFT, OFT, BOFT): their own "
-                       "M over every adapted layer; 0 means exactly orthogonal. LoRA and full fine-tuning "
-                       "have no M, so the least-squares one, Mᵀ = pinv(W) W', is used on the layers where "
-                       "it is unique and stable: at least as many outputs as inputs and cond(W) ≤ 100 "
-                       "(in MiniLM the six MLP up-projections). Head only: the encoder is untouched, 0. "
-                       "qGOFT's deviation includes its blocks' free column norms (its penalty only pushes "
-                       "each block's two columns to be perpendicular), so a larger λ need not shrink it.",
-    "energy drift": "Hyperspherical energy of each adapted weight's neurons, tuned vs base: mean over "
-                    "layers of |HE(W') − HE(W)| / HE(W). An exact rotation keeps every angle between "
-                    "neurons, so its drift is ~0 (rounding).",
-    "CKA to base": "Linear CKA between the tuned and the base model's sentence embeddings of 64 "
-                   "held-out texts: 1 = the same representation (up to rotation and scale).",
-    "retention (Spearman)": "The base model's own skill after tuning: Spearman correlation between "
-                            "embedding cosine similarity and graded similarity of the retention "
-                            "sentence pairs.",
-    "skill kept (%)": "Retention Spearman of the tuned model as a percentage of the base model's.",
-    "lr": "Peak learning rate (linear warm-up over the first steps).",
-    "steps": "Training steps done (fewer than asked only when a time limit or divergence stopped "
-             "the run).",
-}
-
 
 @dataclass
 class CompareRow:
@@ -387,7 +347,10 @@ def measure_row(row: CompareRow, run: TrainingRun) -> CompareRow:
 
 
 def orthogonality_of_run(run: TrainingRun, snapshot: Optional[dict] = None) -> tuple[float, str]:
-    """(max over layers of ||M^T M - I||_F / sqrt(d), how M was obtained); see COLUMN_HELP."""
+    """(max over layers of ||M^T M - I||_F / sqrt(d), how M was obtained).
+
+    See the module docstring and `orth_dev_kind` (ORTH_ROTATION, ORTH_LEAST_SQUARES, ORTH_UNTOUCHED).
+    """
     method = run.config.method
     if method == "head":
         return 0.0, ORTH_UNTOUCHED
@@ -435,23 +398,8 @@ def least_squares_orth_dev(run: TrainingRun) -> float:
 
 
 # -- files -------------------------------------------------------------------
-def json_safe(value: Any) -> Any:
-    """JSON-safe copy: NaN/inf -> None, numpy -> Python."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [json_safe(v) for v in value.tolist()]
-    if isinstance(value, (np.floating, float)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def result_to_json(result: CompareResult, indent: Optional[int] = 1) -> str:
+    """Strict JSON (NaN written as null, see `explore.history.json_safe`)."""
     return json.dumps(result.to_dict(), indent=indent, allow_nan=False)
 
 
@@ -481,144 +429,3 @@ def select_methods(result: CompareResult, keys: Sequence[str]) -> CompareResult:
     wanted = set(keys)
     return replace(result, rows=[r for r in result.rows if r.key in wanted],
                    curves={k: c for k, c in result.curves.items() if k in wanted})
-
-
-# -- presentation (plain data and plotly figures) ------------------------------
-def _format(name: str, value: Any) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    if name == "trainable_params":
-        return f"{int(value):,}"
-    if name in ("accuracy", "retention_kept"):
-        return f"{100 * value:.1f}"
-    if name in ("cka", "retention_tuned"):
-        return f"{value:.4f}"
-    if name == "sec_per_step":
-        return f"{value:.3f}"
-    if name in ("orth_dev", "he_drift"):
-        return "0" if value == 0 else f"{value:.2e}"
-    if name == "lr":
-        return f"{value:g}"
-    return str(value)
-
-
-def table_rows(result: CompareResult) -> tuple[list[str], list[list[str]]]:
-    """(headers, rows of display strings) for the comparison table."""
-    headers = [header for _, header in COLUMNS] + ["note"]
-    body = []
-    for row in result.rows:
-        note = row.status if row.status != "ok" else ""
-        if row.orth_dev_kind == ORTH_LEAST_SQUARES:
-            note = "; ".join(filter(None, ["orth.: least-squares M", note]))
-        elif row.orth_dev_kind == ORTH_UNTOUCHED:
-            note = "; ".join(filter(None, ["orth.: encoder untouched", note]))
-        body.append([_format(name, getattr(row, name)) for name, _ in COLUMNS] + [note])
-    return headers, body
-
-
-BAR_METRICS: list[tuple[str, str, str, bool]] = [  # (field, title, y axis, log scale)
-    ("accuracy", "Held-out accuracy", "accuracy (%)", False),
-    ("cka", "Representation kept (linear CKA to base)", "CKA", False),
-    ("retention_kept", "Original skill kept (retention probe)", "tuned / base Spearman (%)", False),
-    ("he_drift", "Hyperspherical energy drift", "mean |relative drift| (log)", True),
-    ("orth_dev", "Orthogonality deviation", "max ||MᵀM − I||_F / √d (log)", True),
-    ("sec_per_step", "Seconds per training step", "s / step", False),
-]
-
-
-def compare_bar_figures(result: CompareResult) -> dict[str, Any]:
-    """One bar chart per metric (small multiples), keyed by CompareRow field."""
-    from qgoft_core.viz.figures import LOG_FLOOR, method_compare_bars
-
-    figures = {}
-    rows = [r for r in result.rows if r.steps > 0]
-    for name, title, y_title, log in BAR_METRICS:
-        scale = 100.0 if name in ("accuracy", "retention_kept") else 1.0
-        plain = [{"method": r.label, name: getattr(r, name) * scale} for r in rows]
-        fig = method_compare_bars(plain, name, title, y_title)
-        if fig.data:
-            bar = fig.data[0]
-            bar.marker.color = [COMPARE_METHODS[r.key].color if r.key in COMPARE_METHODS else "#9467bd"
-                                 for r in rows]
-            shown = [v for v in bar.y if v is not None and math.isfinite(v)]
-            if log:
-                # Log axes cannot show 0: draw zeros at the floor, keep the true value as text.
-                values = [getattr(r, name) for r in rows]
-                bar.y = [max(abs(v), LOG_FLOOR) if math.isfinite(v) else None for v in values]
-                bar.text = [("0" if v == 0 else f"{v:.2g}") if math.isfinite(v) else "n/a" for v in values]
-                top = max([abs(v) for v in values if math.isfinite(v)] + [LOG_FLOOR])
-                bottom = min([abs(v) for v in values if math.isfinite(v) and v != 0] + [top])
-                # Room above the tallest bar for its label; zeros drawn one decade below the rest.
-                fig.update_yaxes(type="log", exponentformat="power",
-                                 range=[math.log10(max(bottom, LOG_FLOOR)) - 2, math.log10(top) + 1])
-                bar.y = [max(v, bottom / 10) if v is not None else None for v in bar.y]
-                title = f"{title}<br><sup>log scale; a 0 is drawn as a stub below the smallest value</sup>"
-                fig.update_layout(title_text=title)
-            elif shown:
-                fig.update_yaxes(range=[0, max(shown) * 1.18 if max(shown) > 0 else 1])
-        fig.update_layout(height=320, margin=dict(l=60, r=15, t=60, b=70), showlegend=False)
-        fig.update_xaxes(title_text=None, tickangle=-30)
-        figures[name] = fig
-    return figures
-
-
-def kept_figure(result: CompareResult) -> Any:
-    """Accuracy against representation similarity to the base (CKA) over training."""
-    from qgoft_core.viz.figures import accuracy_vs_kept
-
-    labels = result.labels()
-    curves = {labels.get(k, k): {"kept": c["kept"], "accuracy": c["accuracy"], "step": c["step"]}
-              for k, c in result.curves.items() if c.get("step")}
-    fig = accuracy_vs_kept(curves, "representation kept: linear CKA to the base model",
-                           title="Accuracy vs knowledge kept over training<br><sup>each point an evaluation, "
-                                 "starting at step 0 (CKA 1, left); up and to the left is better</sup>")
-    colors = {labels.get(k, k): (COMPARE_METHODS[k].color if k in COMPARE_METHODS else None) for k in result.curves}
-    for trace in fig.data:
-        if colors.get(trace.name):
-            trace.line.color = colors[trace.name]
-            trace.marker.color = colors[trace.name]
-    fig.update_xaxes(autorange="reversed")  # left to right: further from the base
-    return fig
-
-
-def summary_markdown(result: CompareResult) -> str:
-    """A few sentences: who is most accurate, who keeps the most among the accurate ones."""
-    rows = [r for r in result.rows if math.isfinite(r.accuracy)]
-    if not rows:
-        return "No finished methods yet."
-    best = max(rows, key=lambda r: r.accuracy)
-    close = [r for r in rows if r.accuracy >= best.accuracy - 0.01]
-    keeper = max(close, key=lambda r: (r.retention_kept if math.isfinite(r.retention_kept) else -1))
-    fastest = min(rows, key=lambda r: r.sec_per_step if math.isfinite(r.sec_per_step) else math.inf)
-    lines = [f"Most accurate: **{best.label}** ({100 * best.accuracy:.1f}%).",
-             f"Within 1 point of it, the most original skill kept: **{keeper.label}** "
-             f"({100 * keeper.retention_kept:.1f}% of the base model's retention score, "
-             f"CKA {keeper.cka:.3f}).",
-             f"Fastest step: **{fastest.label}** ({fastest.sec_per_step:.3f} s)."]
-    base = next((r.retention_base for r in rows if math.isfinite(r.retention_base)), math.nan)
-    if math.isfinite(base):
-        lines.append(f"(The untuned base model's retention Spearman is {base:.3f}.)")
-    return " ".join(lines)
-
-
-def describe(result: CompareResult) -> str:
-    """One line: what the comparison is (task, seed, budget, when and where it was made)."""
-    meta = result.meta
-    made = meta.get("created", "")
-    where = meta.get("device", "")
-    parts = [f"task **{result.task}**", f"seed {result.seed}", f"{result.steps} steps per method",
-             f"batch {meta.get('batch_size', '?')}", f"model `{result.model}`"]
-    if made:
-        parts.append(f"made {made[:10]}")
-    if where:
-        parts.append(f"on {where}")
-    return ", ".join(parts)
-
-
-def method_choices() -> list[tuple[str, str]]:
-    """(label, key) pairs for a method picker."""
-    return [(f"{m.label}", k) for k, m in COMPARE_METHODS.items()]
-
-
-def engine_label(key: str) -> str:
-    return method_label(COMPARE_METHODS[key].method)
