@@ -358,6 +358,30 @@ def test_layer_overview_table_rows():
     assert table.count("<tr>") == 3 and "max |angle| (deg)" in table
 
 
+def test_layer_overview_table_reads_what_a_run_records():
+    """The history's types: float32 arrays (empty without rotations), NaN for undefined values."""
+    from qgoft_core.explore.history import layer_snapshot
+    names = bert_names(1)[:2]
+    snapshot = {"step": 3, "layers": {
+        names[0]: layer_snapshot(np.array([0.1, -0.2], np.float32), np.array([0.9, 1.1], np.float32), 1e-7, 0.0),
+        names[1]: layer_snapshot(None, np.array([1.0], np.float32), float("nan"), 0.02)}}
+    rows = F.layer_overview_table(snapshot)
+    assert rows[0]["pairs"] == 2 and np.isclose(rows[0]["max |angle| (deg)"], np.degrees(0.2), rtol=1e-6)
+    assert rows[1]["pairs"] == 0 and rows[1]["orth dev"] is None  # NaN -> None by the one policy
+    steps, orth = F.layer_metric_series([snapshot], "orth_dev")
+    assert steps == [3] and np.isnan(orth[names[1]][0])
+    fig = F.angle_heatmap(names, [snapshot["layers"][n]["angles"] for n in names])
+    assert fig.data[0].z.shape == (2, 2)
+
+
+def test_figures_module_reexports_the_split_modules():
+    from qgoft_core.viz import compare_charts, html_pages, layer_charts, style, training_charts
+    assert F.loss_curves is training_charts.loss_curves and F.angle_heatmap is layer_charts.angle_heatmap
+    assert F.TEMPLATE is style.TEMPLATE and F.html_report is html_pages.html_report
+    assert F.accuracy_vs_kept is compare_charts.accuracy_vs_kept
+    assert all(hasattr(F, name) for name in F.__all__)
+
+
 def test_spectrum_figure_log_axis():
     fig = F.spectrum_figure([1.0, 3.0, 2.0], [3.0, 2.0, 0.0], bert_names(1)[0])
     assert_styled(fig)

@@ -96,6 +96,20 @@ def test_loaded_runs_have_per_layer_arrays_of_the_right_size(runs):
             assert np.isnan(run.orth_dev).all()
 
 
+def test_loaded_runs_are_run_histories_that_round_trip(runs):
+    from qgoft_core.explore.history import RunHistory
+    run = runs["qgoft"]
+    assert isinstance(run.history, RunHistory) and run.history.snapshot_steps == SNAPSHOT_STEPS
+    assert run.snapshot(0) is run.history.snapshots[0]
+    back = RunHistory.from_json(run.history.to_json())
+    for before, after in zip(run.history.snapshots, back.snapshots):
+        for name, layer in before["layers"].items():
+            assert np.array_equal(layer["angles"], after["layers"][name]["angles"]), name
+    assert [r["kept"] for r in back.retention] == [r["kept"] for r in run.retention]
+    steps, series = run.series("orth_dev", 2)
+    assert steps == SNAPSHOT_STEPS[:3] and len(series) == MINILM_LAYERS
+
+
 # -- the presets ----------------------------------------------------------------
 def test_every_preset_has_its_notice_and_known_runs():
     assert len(P.PRESETS) == 4

@@ -171,20 +171,37 @@ def _scalar_record(record: Mapping) -> dict:
 
 def _layer_to_json(layer: Mapping, digits: Optional[int]) -> dict:
     scales = layer.get("scales")
-    return {"angles": _array_to_json(layer.get("angles"), digits),
-            "norm_ratio": _array_to_json(layer.get("norm_ratio"), digits),
+    return {"angles": float32_to_json(layer.get("angles")),
+            "norm_ratio": float32_to_json(layer.get("norm_ratio")),
             "orth_dev": json_safe(float_or_nan(layer.get("orth_dev")), digits),
             "he_drift": json_safe(float_or_nan(layer.get("he_drift")), digits),
             "block": json_safe(dict(layer.get("block") or {}), digits),
-            "scales": None if scales is None else _array_to_json(scales, digits)}
+            "scales": None if scales is None else float32_to_json(scales)}
 
 
-def _array_to_json(values: Any, digits: Optional[int]) -> list:
-    """float32 values as JSON floats: exact (digits=None) or to `digits` significant digits."""
-    array = float32_array(values).astype(np.float64)
-    if digits is None:
-        return [v if math.isfinite(v) else None for v in array.tolist()]
-    return [round_float(v, digits) for v in array.tolist()]
+def float32_to_json(values: Any) -> list:
+    """float32 values as JSON floats: each the shortest decimal (6 to 9 significant digits)
+    that reads back as the same float32, so a round trip keeps every bit; NaN/inf -> None."""
+    x = float32_array(values)
+    exact = x.astype(np.float64)
+    out = exact.copy()
+    todo = np.isfinite(x) & (x != 0)
+    exponent = np.zeros(x.shape, dtype=np.int64)
+    exponent[todo] = np.floor(np.log10(np.abs(exact[todo])))
+    for digits in (6, 7, 8, 9):
+        if not todo.any():
+            break
+        power = (digits - 1 - exponent[todo]).astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scale = np.power(10.0, np.abs(power))
+            up = power >= 0
+            shorter = np.where(up, np.round(exact[todo] * scale) / scale, np.round(exact[todo] / scale) * scale)
+        ok = np.isfinite(shorter) & (shorter.astype(np.float32) == x[todo])
+        index = np.flatnonzero(todo)[ok]
+        out[index] = shorter[ok]
+        todo[index] = False
+    # whatever is left keeps its exact float64 value (also reads back as the same float32)
+    return [v if math.isfinite(v) else None for v in out.tolist()]
 
 
 def snapshot_from_json(data: Mapping) -> Snapshot:
@@ -292,8 +309,10 @@ class RunHistory:
     def to_dict(self, digits: Optional[int] = FLOAT32_DIGITS) -> dict:
         """The JSON-ready form (schema `SCHEMA`, version `SCHEMA_VERSION`): NaN -> null.
 
-        Floats are rounded to `digits` significant digits (float32 precision by
-        default); digits=None keeps every bit (for shipping between processes).
+        Angles, norm ratios and scales (float32) are written as the shortest
+        decimals that read back as the same float32 (`float32_to_json`); the
+        scalars are rounded to `digits` significant digits (float32 precision by
+        default), digits=None keeps every bit (for shipping between processes).
         """
         return {"schema": SCHEMA, "version": SCHEMA_VERSION,
                 "steps": [json_safe(r, digits) for r in self.steps],
