@@ -180,13 +180,14 @@ def _train(args) -> int:
 # ---------------------------------------------------------------------------
 def _inspect(args) -> int:
     from qgoft_core.explore.analysis import inspect_adapter
+    from qgoft_core.viz.inspection_figures import inspection_page
 
     report = inspect_adapter(args.path, base_model=args.base)
     print(report.to_text(), end="")
     if args.html:
         path = Path(args.html)
         try:
-            path.write_text(report.to_html(), encoding="utf-8")
+            path.write_text(inspection_page(report), encoding="utf-8")
         except OSError as exc:
             raise CliError(f"cannot write --html {path}: {exc.strerror or exc}") from None
         print(f"report: {path}")

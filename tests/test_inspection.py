@@ -11,6 +11,7 @@ from qgoft_core import QGOFTConfig, get_qgoft_model, share_base
 from qgoft_core.explore.analysis import (ORTH_DEV_THRESHOLD, SATURATION_FRACTION, InspectionError,
                                    inspect_adapter)
 from qgoft_core.explore.models import SentenceClassifier
+from qgoft_core.viz.inspection_figures import inspection_page
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest
 BASE_TARGETS = ["query", "value"]  # 2 layers x 2 modules of the tiny base, each 32 -> 32
@@ -91,7 +92,7 @@ def test_goft_adapter_with_its_base_keeps_norms_energy_and_spectrum(tiny_base, t
     from qgoft_core.viz.inspection_figures import report_figures
     figures = report_figures(report)
     assert set(figures) == {"angle_heatmap", "angle_histogram", "norm_changes", "spectrum"}
-    page = report.to_html()
+    page = inspection_page(report)
     assert page.count('class="plotly-graph-div"') == 4 and "Per-layer table" in page
 
 

@@ -122,3 +122,12 @@ def report_html(report: Any, title: Optional[str] = None, *, thresholds: str = "
         ("Per-layer table", definitions, F.rows_to_html_table(report.layers, columns)),
     ]
     return F.html_report(title, sections)
+
+
+def inspection_page(report: Any, title: Optional[str] = None) -> str:
+    """The inspection report as one self-contained HTML page, with the engine's thresholds and notes."""
+    from qgoft_core.explore.analysis.health import SATURATION_FRACTION, threshold_text
+    from qgoft_core.explore.analysis.report import COLUMN_NOTES
+
+    return report_html(report, title, thresholds=threshold_text(), column_notes=COLUMN_NOTES,
+                       saturation_fraction=SATURATION_FRACTION)

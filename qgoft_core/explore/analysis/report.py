@@ -140,13 +140,6 @@ class AdapterReport:
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines) + "\n"
 
-    def to_html(self, title: Optional[str] = None) -> str:
-        """The self-contained HTML page (drawn by qgoft_core.viz.inspection_figures, imported here lazily)."""
-        from qgoft_core.viz.inspection_figures import report_html
-
-        return report_html(self, title, thresholds=threshold_text(), column_notes=COLUMN_NOTES,
-                           saturation_fraction=SATURATION_FRACTION)
-
 
 def _cell(value) -> str:
     if value is None:
