@@ -1,8 +1,8 @@
 """qGOFT Explorer, the web app: `python app.py` serves it (host and port from GRADIO_SERVER_NAME /
 GRADIO_SERVER_PORT); a Hugging Face Space runs the same file. `demo` is the module-level Blocks.
 
-A thin composition: each tab is built by its own module under ui/, and every setting for hosted
-use comes from environment variables (ui/context.py, README).
+A thin composition: the settings are read from the environment once (ui/settings.py, README),
+each tab is built by its own module under ui/ from one AppContext (settings and the run registry).
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import gradio as gr  # noqa: E402
 
 from ui.compare_tab import build_compare_tab  # noqa: E402
 from ui.context import AppContext  # noqa: E402
+from ui.settings import Settings  # noqa: E402
 from ui.inspect_tab import build_inspect_tab  # noqa: E402
 from ui.learn_tab import build_learn_tab  # noqa: E402
 from ui.lessons_tab import build_lessons_tab  # noqa: E402
@@ -53,9 +54,9 @@ def build_app(ctx: AppContext | None = None) -> gr.Blocks:
     return blocks
 
 
-def launch_kwargs(ctx_settings=None) -> dict:
+def launch_kwargs(settings: Settings | None = None) -> dict:
     """What `launch()` needs besides host and port (tests launch with the same)."""
-    settings = ctx_settings or AppContext().settings
+    settings = settings or SETTINGS
     return {
         "css": CSS,
         "max_file_size": f"{settings.max_upload_mb}mb",
@@ -65,14 +66,14 @@ def launch_kwargs(ctx_settings=None) -> dict:
     }
 
 
-def preload_default_model() -> threading.Thread:
+def preload_default_model(ctx: AppContext) -> threading.Thread:
     """Load the shared frozen base and warm the first run's caches in the background: the page is
     up at once, and the first press of Train draws its charts within seconds."""
-    from ui.train_session import warm_up
+    from ui.train.session import warm_up
 
     def load() -> None:
         try:
-            warm_up()
+            warm_up(ctx.runs)
         except Exception as exc:  # noqa: BLE001 - the first run reports it properly
             print(f"qGOFT Explorer: could not preload the default model: {exc}")
 
@@ -81,10 +82,12 @@ def preload_default_model() -> threading.Thread:
     return thread
 
 
-demo = build_app()
+SETTINGS = Settings.from_env()  # the one read of the environment
+CONTEXT = AppContext(settings=SETTINGS)
+demo = build_app(CONTEXT)
 
-if os.environ.get("QGOFT_PRELOAD", "1") != "0":
-    preload_default_model()
+if SETTINGS.preload:
+    preload_default_model(CONTEXT)
 
 if __name__ == "__main__":
-    demo.launch(**launch_kwargs())
+    demo.launch(**launch_kwargs(SETTINGS))

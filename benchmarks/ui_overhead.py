@@ -2,7 +2,7 @@
 
 "Without": ``TrainingRun.run()`` consumed bare, in a thread set up like the app's training
 worker (PyTorch's thread count is per thread). "With": the Train tab's own generator
-(``ui.train_session.train_stream``: throttled redraws of the status line, the loss curves,
+(``ui.train.stream.train_stream``: throttled redraws of the status line, the loss curves,
 the heatmap, histograms, norm / orthogonality / energy charts and the layer table, each
 serialised to JSON as Gradio sends it) consumed as a browser would, minus the network.
 Both start from an identical, already built run (same seed, same data order), so the
@@ -21,6 +21,7 @@ import statistics
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -28,9 +29,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ui.context import AppSettings  # noqa: E402
 from ui.runs import RunRegistry  # noqa: E402
-from ui.train_session import Controls, Throttle, prepare_run, train_stream, use_cpu_threads  # noqa: E402
+from ui.settings import Settings  # noqa: E402
+from ui.train.controls import Controls  # noqa: E402
+from ui.train.session import prepare_run, use_cpu_threads  # noqa: E402
+from ui.train.stream import Throttle, train_stream  # noqa: E402
 
 
 def fresh_run(registry: RunRegistry, session: str, controls: Controls):
@@ -88,7 +91,7 @@ def main() -> None:
     parser.add_argument("--method", default="qgoft")
     args = parser.parse_args()
 
-    registry = RunRegistry(AppSettings(max_concurrent_runs=4, max_seconds=10_000))
+    registry = RunRegistry(replace(Settings.from_env(), max_concurrent_runs=4, max_seconds=10_000))
     controls = Controls(method=args.method, steps=args.steps)
     fresh_run(registry, "warm-up", controls)  # load the base and tokenise the task once
     bare, bare_cpu, ui, ui_cpu, counts, drawn = [], [], [], [], [], []

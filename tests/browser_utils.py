@@ -43,13 +43,14 @@ def free_port() -> int:
 
 
 def build_test_app(**settings):
-    """A fresh app (its own run registry) with AppSettings overridden by `settings`."""
+    """A fresh app (its own run registry) with the environment's Settings overridden by `settings`."""
     from dataclasses import replace
 
     import app
-    from ui.context import AppContext, AppSettings
+    from ui.context import AppContext
+    from ui.settings import Settings
 
-    ctx = AppContext(settings=replace(AppSettings(), **settings))
+    ctx = AppContext(settings=replace(Settings.from_env(), **settings))
     return app.build_app(ctx), ctx
 
 

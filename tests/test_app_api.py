@@ -103,10 +103,10 @@ def test_two_clients_train_separate_runs_at_once(served):
 def make_registry(**overrides):
     from dataclasses import replace
 
-    from ui.context import AppSettings
     from ui.runs import RunRegistry
+    from ui.settings import Settings
     clock = {"now": 5000.0}  # a monotonic clock does not start at 0
-    registry = RunRegistry(replace(AppSettings(), **overrides), clock=lambda: clock["now"])
+    registry = RunRegistry(replace(Settings(), **overrides), clock=lambda: clock["now"])
     return registry, clock
 
 
@@ -153,7 +153,7 @@ def test_model_allow_list():
 
 
 def test_throttle_keeps_drawing_within_its_budget():
-    from ui.train_session import Throttle
+    from ui.train.stream import Throttle
     now = {"t": 0.0}
     throttle = Throttle(min_interval=0.5, budget=0.05, clock=lambda: now["t"])
     assert throttle.due("loss")
@@ -218,7 +218,7 @@ def test_exports_and_the_loading_snippet(method, tiny_base_dir, tmp_path):  # no
 
 
 def test_learning_rate_and_lambda_act_on_the_run_at_once(tiny_base_dir):  # noqa: F811
-    from ui.train_session import apply_live_settings
+    from ui.train.session import apply_live_settings
     run = make_run(tiny_base_dir, "qgoft")
     assert apply_live_settings(run, 0.05, 0.3)
     assert run.config.lr == 0.05 and run.tuned.qgoft.config.reg_lambda == 0.3
@@ -231,7 +231,7 @@ def test_learning_rate_and_lambda_act_on_the_run_at_once(tiny_base_dir):  # noqa
 
 def test_target_layer_groups(tiny_base_dir):  # noqa: F811
     from qgoft_core.explore.models import load_base
-    from ui.train_session import target_modules
+    from ui.train.controls import target_modules
     base = load_base(tiny_base_dir)
     assert target_modules(base, "all") is None
     attention, mlp = target_modules(base, "attention"), target_modules(base, "mlp")
@@ -244,15 +244,16 @@ def test_warm_up_fills_the_caches_a_first_run_needs(tiny_base_dir, monkeypatch):
     # After the app's start-up warm-up, a visitor's first run reaches its first chart
     # (step-0 evaluation and snapshot) without running the encoder.
     from qgoft_core.explore import training
-    from ui.context import AppSettings
     from ui.runs import RunRegistry
-    from ui.train_session import Controls, prepare_run, warm_up
+    from ui.settings import Settings
+    from ui.train.controls import Controls
+    from ui.train.session import prepare_run, warm_up
     controls = Controls(model=tiny_base_dir, steps=2, batch_size=4)
-    warm_up(controls)
+    registry = RunRegistry(Settings())
+    warm_up(registry, controls)
     calls = []
     original = training.TrainingRun._embed
     monkeypatch.setattr(training.TrainingRun, "_embed", lambda self, batch: calls.append(1) or original(self, batch))
-    registry = RunRegistry(AppSettings())
     run, _ = prepare_run(registry, registry.visitor("first"), controls)
     record = run.evaluate()
     run.snapshot()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import math
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -38,9 +37,6 @@ MAX_LIVE_STEPS = 300  # a comparison runs up to 9 methods: keep one click bounde
 PLOT_INTERVAL = 1.5  # seconds between two redraws of the charts while running
 WAIT_POLL = 1.0  # seconds between two looks at the waiting line
 BAR_KEYS = [name for name, *_ in CV.BAR_METRICS]
-
-_live_sessions: set[str] = set()  # visitors with a live comparison running (one each)
-_live_lock = threading.Lock()
 
 INTRO = """## Compare methods: what each one learns, and what each one keeps
 Every method trains the same base model (all-MiniLM-L6-v2) on the same task with the same seed (same
@@ -235,13 +231,10 @@ def build_compare_tab(ctx: AppContext) -> None:
             yield {status: f"**Cannot start:** {exc}"}
             return
         slot = f"{getattr(request, 'session_hash', None) or 'anonymous'}:compare"
-        with _live_lock:
-            already = slot in _live_sessions
-            _live_sessions.add(slot)
-        if already:
+        registry = ctx.runs  # it also knows who is comparing now (one live comparison per visitor)
+        if not registry.claim_compare(slot):
             yield {status: "A live comparison is already running in this tab: stop it first."}
             return
-        registry = ctx.runs
         try:
             while (place := registry.try_slot(slot)) > 0:
                 yield {status: f"Waiting for a training slot: number {place} in line "
@@ -252,8 +245,7 @@ def build_compare_tab(ctx: AppContext) -> None:
             yield {status: f"**Server busy:** {exc}"}
         finally:
             registry.leave(slot)
-            with _live_lock:
-                _live_sessions.discard(slot)
+            registry.end_compare(slot)
 
     def _stream(keys: list[str], task_key: str, seed_int: int, steps_int: int) -> Iterator[dict]:
         started = time.monotonic()

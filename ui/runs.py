@@ -6,6 +6,11 @@ Every visitor (a browser tab, or an API client) is known by Gradio's
 optimiser and metric history), their uploaded data set and what their charts
 show. Nothing else about a visitor lives in module globals.
 
+The registry is also the one owner of the app layer's process-wide caches
+(one per ``AppContext``, so a test app has its own): the layer energies of each
+frozen base (``base_energy_cache``) and the sessions with a live comparison
+running (``claim_compare``). Each says what bounds it.
+
 At most ``max_concurrent_runs`` visitors train at the same time; the next
 ``queue_size`` wait in line (first come, first served) and see their place;
 beyond that a visitor is told the server is full. Closing the tab
@@ -29,7 +34,7 @@ from qgoft_core.explore.models import DEFAULT_MODEL_ALIASES, DEFAULT_MODEL_ID
 if TYPE_CHECKING:
     from qgoft_core.explore.data.tasks import TextTask
     from qgoft_core.explore.training import TrainingRun
-    from ui.context import AppSettings
+    from ui.settings import Settings
 
 
 class ServerBusy(RuntimeError):
@@ -53,7 +58,7 @@ class ViewState:
 class Visitor:
     session: str
     run: Optional["TrainingRun"] = None
-    run_key: Optional[tuple] = None  # the settings the run was built with (see train_session)
+    run_key: Optional[tuple] = None  # the settings the run was built with (ui/train/controls.structure_key)
     run_seconds: float = 0.0  # training time spent in this run (the per-run cap)
     uploaded: Optional["TextTask"] = None  # the visitor's own data set, once it loaded
     uploaded_label: str = ""
@@ -73,13 +78,20 @@ class Visitor:
 class RunRegistry:
     """Per-visitor runs and the global training slots, safe to use from many threads."""
 
-    def __init__(self, settings: "AppSettings", clock: Callable[[], float] = time.monotonic):
+    def __init__(self, settings: "Settings", clock: Callable[[], float] = time.monotonic):
         self.settings = settings
         self._clock = clock
         self._lock = threading.Lock()
         self._visitors: dict[str, Visitor] = {}
         self._active: set[str] = set()  # sessions holding a training slot
         self._waiting: deque[str] = deque()  # sessions in line for one
+        # model id -> the BaseEnergyCache shared by every run on that frozen base. Bounded by the
+        # models this server loads (the default plus QGOFT_ALLOWED_MODELS; any hub id when that is
+        # unset), never freed: the shared bases themselves stay loaded just as long.
+        self._base_energies: dict[str, Any] = {}
+        # "<session>:compare" of every visitor with a live comparison running (one each). Bounded by
+        # the visitors comparing now: the comparison removes its own entry when it ends.
+        self._comparing: set[str] = set()
 
     # -- visitors -------------------------------------------------------------------
     def visitor(self, session: Optional[str]) -> Visitor:
@@ -162,6 +174,25 @@ class RunRegistry:
         with self._lock:
             return {"active": len(self._active), "waiting": len(self._waiting),
                     "limit": self.settings.max_concurrent_runs, "visitors": len(self._visitors)}
+
+    # -- caches owned by the registry --------------------------------------------------
+    def base_energy_cache(self, model_id: str, fresh: Any) -> Any:
+        """The energy cache of `model_id`'s frozen base shared by all its runs; `fresh` (a new
+        run's own) becomes that cache when it is the first run on this base."""
+        with self._lock:
+            return self._base_energies.setdefault(model_id, fresh)
+
+    def claim_compare(self, key: str) -> bool:
+        """Mark a live comparison of `key` as running; False if one already is."""
+        with self._lock:
+            if key in self._comparing:
+                return False
+            self._comparing.add(key)
+            return True
+
+    def end_compare(self, key: str) -> None:
+        with self._lock:
+            self._comparing.discard(key)
 
     # -- models --------------------------------------------------------------------
     def allowed_models(self) -> Optional[list[str]]:

@@ -1,0 +1,12 @@
+"""The Train tab's engine side: what its buttons do, without any Gradio layout.
+
+- ``controls``: the settings the page sends (``Controls``) and what they select (task, layers).
+- ``session``: a visitor's run: prepare (reuse or build), live settings, warm-up, CPU threads.
+- ``stream``: Train: a worker thread trains, a generator watches it and draws (``Throttle``).
+- ``handlers``: the one-shot actions Pause, Step +1, Reset, New seed, and a data upload.
+- ``panels`` / ``events``: the tab's layout builders and its event wiring (Gradio).
+
+Every action takes the registry, the visitor's session and the control values, and
+returns (or, for training, yields) a dict of view values keyed by element id
+(``ui.train_views``). ui/train_tab.py composes the panels and wires them.
+"""

@@ -1,0 +1,239 @@
+"""The Train tab's events: small event functions and the wiring of each panel.
+
+Every ``wire_*`` function is called once inside the tab's Gradio context, after the
+layout exists. The event functions only translate: page values in, a handler of
+``ui.train`` called, view dicts (keyed by element id) turned into component
+updates. API names (``train``, ``pause``, ``step``, ``reset``, ``new_seed``,
+``export``, ``share_link``) are part of the app's HTTP API: keep them.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import gradio as gr
+
+from qgoft_core.explore.registry import GIVENS_METHODS, METHOD_SPECS, method_spec
+from qgoft_core.explore.training import TrainingConfigError
+from qgoft_core.viz import figures as F
+
+from ui import share
+from ui import train_views as V
+from ui.runs import RunRegistry
+from ui.train import handlers as H
+from ui.train.controls import UPLOADED, Controls
+from ui.train.panels import BUILTIN_TASK_CHOICES, ExportPanel, SettingsPanel, SharePanel, TransportPanel, ViewPanel
+from ui.train.session import apply_live_settings
+from ui.train.stream import train_stream
+
+# Turns the query string the server returns into a full link on the page's own address.
+LINK_JS = "(q) => (q && q.startsWith('?')) ? window.location.origin + window.location.pathname + q : q"
+QUICK = dict(show_progress="minimal", concurrency_limit=None)  # one-shot actions (plus the status spinner)
+VIEW_EVENT = dict(show_progress="hidden", concurrency_limit=8, concurrency_id="views",
+                  api_visibility="undocumented")
+SETTING_EVENT = dict(show_progress="hidden", api_visibility="undocumented")
+
+
+def view_updates(views: ViewPanel, values: dict[str, Any]) -> dict:
+    """Component updates for a view dict; an empty dict (a keep-alive tick) changes nothing."""
+    if not values:
+        return {views[V.STATUS]: gr.skip()}
+    return {views[key]: value for key, value in values.items()}
+
+
+# -- transport -------------------------------------------------------------------------------------
+def wire_transport(registry: RunRegistry, settings: SettingsPanel, transport: TransportPanel,
+                   views: ViewPanel) -> None:
+    """Train (streamed), Pause, Step +1, Reset and New seed; all but Step cancel a running Train."""
+    def problem(exc: Exception) -> dict:
+        return view_updates(views, {V.STATUS: f"⚠️ {exc}"})
+
+    def train(model, task, method, scaling, layers, lam, lr, batch_size, steps, seed, request: gr.Request):
+        try:
+            chosen = Controls.from_inputs(model, task, method, scaling, layers, lam, lr, batch_size, steps, seed)
+        except TrainingConfigError as exc:
+            yield problem(exc)
+            return
+        for values in train_stream(registry, request.session_hash, chosen):
+            yield view_updates(views, values)
+
+    def pause(request: gr.Request):
+        return view_updates(views, H.pause(registry, request.session_hash))
+
+    def step(model, task, method, scaling, layers, lam, lr, batch_size, steps, seed, request: gr.Request):
+        try:
+            chosen = Controls.from_inputs(model, task, method, scaling, layers, lam, lr, batch_size, steps, seed)
+        except TrainingConfigError as exc:
+            return problem(exc)
+        return view_updates(views, H.step_once(registry, request.session_hash, chosen))
+
+    def reset(request: gr.Request):
+        return view_updates(views, H.reset(registry, request.session_hash))
+
+    def next_seed(seed_value, request: gr.Request):
+        value, values = H.new_seed(registry, request.session_hash, seed_value)
+        return {settings.seed: value, **view_updates(views, values)}
+
+    controls, outputs = settings.controls, views.outputs
+    quick = dict(QUICK, show_progress_on=[views[V.STATUS]])
+    train_event = transport.train.click(train, controls, outputs, api_name="train", show_progress="hidden",
+                                        concurrency_limit=None, trigger_mode="once")
+    transport.pause.click(pause, None, outputs, cancels=[train_event], api_name="pause", **quick)
+    transport.step.click(step, controls, outputs, api_name="step", trigger_mode="once", **quick)
+    transport.reset.click(reset, None, outputs, cancels=[train_event], api_name="reset", **quick)
+    transport.new_seed.click(next_seed, [settings.seed], [settings.seed, *outputs], cancels=[train_event],
+                             api_name="new_seed", **quick)
+
+
+# -- linked views ------------------------------------------------------------------------------------
+def wire_linked_views(registry: RunRegistry, views: ViewPanel) -> None:
+    """Layer (dropdown or table row), heatmap scale and timeline redraw the snapshot views."""
+    def redraw(session: str) -> dict:
+        visitor = registry.visitor(session)
+        return view_updates(views, V.snapshot_views(visitor.run, visitor.view))
+
+    def pick_layer(name, request: gr.Request):
+        registry.visitor(request.session_hash).view.layer = name or None
+        return redraw(request.session_hash)
+
+    def pick_row(evt: gr.SelectData, request: gr.Request):
+        row = evt.row_value or []
+        module = F.TABLE_COLUMNS.index("module")
+        if len(row) > module and row[module]:
+            registry.visitor(request.session_hash).view.layer = str(row[module])
+        return redraw(request.session_hash)
+
+    def pick_scale(value, request: gr.Request):
+        registry.visitor(request.session_hash).view.scale = value if value in share.HEATMAP_SCALES else "global"
+        return redraw(request.session_hash)
+
+    def scrub(step_value, request: gr.Request):
+        visitor = registry.visitor(request.session_hash)
+        snapshots = visitor.run.history.snapshots if visitor.run is not None else []
+        latest = snapshots[-1]["step"] if snapshots else 0
+        try:
+            wanted = int(step_value)
+        except (TypeError, ValueError):
+            wanted = latest
+        visitor.view.snapshot_step = None if wanted >= latest else max(0, wanted)
+        return redraw(request.session_hash)
+
+    outputs = views.snapshot_outputs
+    views[V.LAYER_SELECT].input(pick_layer, [views[V.LAYER_SELECT]], outputs, **VIEW_EVENT)
+    views[V.TABLE].select(pick_row, None, outputs, **VIEW_EVENT)
+    views.scale.input(pick_scale, [views.scale], outputs, **VIEW_EVENT)
+    views[V.TIMELINE].release(scrub, [views[V.TIMELINE]], outputs, **VIEW_EVENT)
+
+
+# -- settings that follow each other, live settings, the data upload -----------------------------------
+def method_changed(value):
+    """A method brings its usual learning rate; scaling and λ apply only where the method has them."""
+    rotation = value in METHOD_SPECS and method_spec(value).givens
+    return (gr.Number(value=METHOD_SPECS.get(value, METHOD_SPECS["qgoft"]).default_lr),
+            gr.Radio(interactive=rotation), gr.Number(interactive=value == "qgoft"))
+
+
+def wire_settings(registry: RunRegistry, settings: SettingsPanel) -> None:
+    def live_setting(lr_value, lam_value, request: gr.Request):
+        """Learning rate and λ act on the visitor's run at once, even while it trains."""
+        visitor = registry.peek(request.session_hash)
+        if visitor is not None and visitor.run is not None:
+            apply_live_settings(visitor.run, lr_value, lam_value)
+
+    def uploaded(path, request: gr.Request):
+        if not path:
+            return gr.Dropdown(), ""
+        loaded, text = H.upload_data(registry, request.session_hash, path)
+        if not loaded:
+            return gr.Dropdown(), text
+        label = registry.visitor(request.session_hash).uploaded_label
+        return gr.Dropdown(choices=BUILTIN_TASK_CHOICES + [(label, UPLOADED)], value=UPLOADED), text
+
+    settings.method.input(method_changed, [settings.method], [settings.lr, settings.scaling, settings.lam],
+                          **SETTING_EVENT)
+    for box in (settings.lr, settings.lam):
+        box.change(live_setting, [settings.lr, settings.lam], None, concurrency_limit=None, **SETTING_EVENT)
+    settings.upload.upload(uploaded, [settings.upload], [settings.task, settings.upload_status],
+                           show_progress="minimal", api_visibility="undocumented")
+
+
+# -- export ------------------------------------------------------------------------------------------
+def wire_export(registry: RunRegistry, panel: ExportPanel) -> None:
+    def export(request: gr.Request):
+        text, done = H.export(registry, request.session_hash)
+        if done is None:
+            return [text, *[gr.DownloadButton(visible=False)] * 5, gr.Code(visible=False)]
+        return [text,
+                gr.DownloadButton(value=str(done.adapter_zip), visible=True),
+                gr.DownloadButton(value=str(done.metrics_csv), visible=True),
+                gr.DownloadButton(value=str(done.metrics_json), visible=True),
+                gr.DownloadButton(value=str(done.report_html), visible=True),
+                gr.DownloadButton(value=str(done.peft_oft_zip) if done.peft_oft_zip else None,
+                                  visible=done.peft_oft_zip is not None),
+                gr.Code(value=done.snippet, visible=True)]
+
+    panel.button.click(export, None, panel.outputs, api_name="export", show_progress="minimal",
+                       concurrency_limit=2)
+
+
+# -- share links, teacher mode, the visitor's arrival and departure -----------------------------------
+def wire_share(registry: RunRegistry, max_steps: int, settings: SettingsPanel, panel: SharePanel) -> None:
+    def make_link(model, task, method, scaling, layers, lam, lr, batch_size, steps, seed, hide,
+                  request: gr.Request):
+        view = registry.visitor(request.session_hash).view
+        values = {"model": model, "task": task if task in share.TASKS else None, "method": method,
+                  "scaling": scaling, "layers": layers, "lam": lam, "lr": lr, "bs": batch_size, "steps": steps,
+                  "seed": seed, "layer": view.layer or "", "scale": view.scale}
+        return share.build_query(values, hide, max_steps)
+
+    panel.button.click(make_link, [*settings.controls, panel.hide_select], [panel.link], api_name="share_link",
+                       show_progress="hidden").then(None, [panel.link], [panel.link], js=LINK_JS)
+
+
+def wire_page_load(demo: Any, tabs: Optional[Any], registry: RunRegistry, max_steps: int,
+                   settings: SettingsPanel, transport: TransportPanel, views: ViewPanel, export: ExportPanel,
+                   sharing: SharePanel) -> None:
+    """Opening the page applies a shared link (settings, hidden controls, tab); closing it frees the run."""
+    s = settings
+    hideable = {"model": [s.model], "task": [s.task], "upload": [s.upload_group], "method": [s.method],
+                "scaling": [s.scaling], "layers": [s.layers], "lam": [s.lam], "lr": [s.lr], "bs": [s.batch_size],
+                "steps": [s.steps], "seed": [s.seed], "export": [export.box], "share": [sharing.box]}
+
+    def open_link(request: gr.Request):
+        link = share.parse_link(dict(request.query_params), max_steps, registry.allowed_models())
+        values, hidden = link.values, link.hidden
+        visitor = registry.visitor(request.session_hash)
+        visitor.hidden = frozenset(hidden)
+        visitor.view.layer = values["layer"] or None
+        visitor.view.scale = values["scale"]
+        model_value = values["model"]
+        out = {
+            s.model: gr.update(value=model_value,
+                               choices=s.choices if any(v == model_value for _, v in s.choices)
+                               else s.choices + [(model_value, model_value)]),
+            s.task: gr.update(value=values["task"]), s.method: gr.update(value=values["method"]),
+            s.scaling: gr.update(value=values["scaling"], interactive=values["method"] in GIVENS_METHODS),
+            s.layers: gr.update(value=values["layers"]),
+            s.lam: gr.update(value=values["lam"], interactive=values["method"] == "qgoft"),
+            s.lr: gr.update(value=values["lr"]), s.batch_size: gr.update(value=values["bs"]),
+            s.steps: gr.update(value=values["steps"]), s.seed: gr.update(value=values["seed"]),
+            views.scale: gr.update(value=values["scale"]),
+            sharing.hide_select: gr.update(value=sorted(hidden)),
+            transport.link_notice: gr.update(value=link.notice_markdown, visible=bool(link.notices)),
+        }
+        for key, components in hideable.items():
+            for component in components:
+                if key in hidden:  # keeps the value set above: a hidden control still holds the link's value
+                    out.setdefault(component, gr.update())["visible"] = False
+        if tabs is not None and "tab" in link.given:
+            out[tabs] = gr.Tabs(selected=values["tab"])
+        return out
+
+    def leave(request: gr.Request) -> None:
+        registry.release(request.session_hash)  # the tab closed: stop the run, free its memory
+
+    outputs = [*s.controls, views.scale, sharing.hide_select, transport.link_notice, s.upload_group,
+               export.box, sharing.box]
+    if tabs is not None:
+        outputs.append(tabs)
+    demo.load(open_link, None, outputs, show_progress="hidden", api_visibility="private")
+    demo.unload(leave)

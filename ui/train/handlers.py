@@ -1,0 +1,155 @@
+"""The Train tab's one-shot actions: Pause, Step +1, Reset, New seed; a data upload; an export.
+
+Each takes the registry and the visitor's session (and what the page sent) and
+returns plain values: view dicts keyed by element id (``ui.train_views``), text
+for the page. No Gradio here; ``ui.train.events`` turns them into updates.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Optional
+
+from qgoft_core.explore.data.user_files import DataFileError, load_text_file_with_report
+from qgoft_core.explore.models import ModelLoadError
+from qgoft_core.explore.training import TrainingConfigError, TrainingDiverged
+
+from ui import exports
+from ui import train_views as V
+from ui.runs import ModelNotAllowed, RunRegistry, ServerBusy, Visitor
+from ui.train.controls import Controls
+from ui.train.session import prepare_run, use_cpu_threads
+from ui.train.stream import message_views, problem
+from ui.zerogpu import training_events
+
+BUSY = "A training action is still running; try again."
+
+
+def _claim(registry: RunRegistry, visitor: Visitor, timeout: float = 30.0) -> bool:
+    """Stop whatever this visitor is training and claim the run for a one-shot action."""
+    if visitor.busy:
+        visitor.stop.set()
+        registry.wait_until_idle(visitor, timeout)
+    return registry.begin(visitor)
+
+
+def pause(registry: RunRegistry, session: Optional[str]) -> dict[str, Any]:
+    """Stop after the current step; the run keeps its state and Train continues from there."""
+    visitor = registry.visitor(session)
+    visitor.stop.set()
+    registry.wait_until_idle(visitor, timeout=30.0)
+    state = "paused" if visitor.run is not None and visitor.run.step_count else "ready"
+    return V.all_views(visitor.run, visitor.view, state, "", visitor.run_id)
+
+
+def step_once(registry: RunRegistry, session: Optional[str], controls: Controls) -> dict[str, Any]:
+    """Exactly one optimiser step (then an evaluation and a snapshot, so every view shows it)."""
+    visitor = registry.visitor(session)
+    if not _claim(registry, visitor):
+        return message_views(visitor, "training", BUSY)
+    try:
+        try:
+            place = registry.try_slot(visitor.session)
+        except ServerBusy as exc:
+            return message_views(visitor, "error", problem(exc))
+        if place:
+            return message_views(visitor, "waiting", f"Server busy: {registry.load()['active']} runs are "
+                                 "training. Try again in a moment.")
+        try:
+            run, note = prepare_run(registry, visitor, controls)
+        except (TrainingConfigError, ModelLoadError, ModelNotAllowed) as exc:
+            return message_views(visitor, "error", problem(exc))
+        if run.step_count >= registry.settings.max_steps:
+            return V.all_views(run, visitor.view, "stopped", f"This server allows {registry.settings.max_steps} "
+                               "steps per run.", visitor.run_id)
+        use_cpu_threads(registry)
+        started = time.perf_counter()
+        try:
+            for _ in training_events(run, steps=1):
+                pass
+        except TrainingDiverged as exc:
+            return V.all_views(run, visitor.view, "stopped", problem(exc), visitor.run_id)
+        visitor.run_seconds += time.perf_counter() - started
+        return V.all_views(run, visitor.view, "paused", note, visitor.run_id)
+    finally:
+        registry.leave(visitor.session)
+        registry.end(visitor)
+
+
+def reset(registry: RunRegistry, session: Optional[str]) -> dict[str, Any]:
+    """Back to step 0 with the same initialisation and data order (a new seed is a separate action)."""
+    visitor = registry.visitor(session)
+    if not _claim(registry, visitor):
+        return message_views(visitor, "training", BUSY)
+    try:
+        if visitor.run is not None:
+            visitor.run.reset()
+            visitor.run_seconds = 0.0
+        visitor.view.snapshot_step = None
+        return V.all_views(visitor.run, visitor.view, "ready", "Reset to step 0 (same initialisation).",
+                           visitor.run_id)
+    finally:
+        registry.end(visitor)
+
+
+def new_seed(registry: RunRegistry, session: Optional[str], seed: Any) -> tuple[int, dict[str, Any]]:
+    """The next seed: a fresh initialisation and data order; returns (seed, views)."""
+    visitor = registry.visitor(session)
+    try:
+        seed = (int(seed) + 1) % (2**31)
+    except (TypeError, ValueError):
+        seed = 0
+    if not _claim(registry, visitor):
+        return seed, message_views(visitor, "training", BUSY)
+    try:
+        run = visitor.run
+        if run is not None:
+            run.new_seed(seed)
+            visitor.run_seconds = 0.0
+            if visitor.run_key is not None:
+                visitor.run_key = visitor.run_key[:-1] + (seed,)
+        visitor.view.snapshot_step = None
+        return seed, V.all_views(run, visitor.view, "ready", f"New seed {seed}: a fresh initialisation.",
+                                 visitor.run_id)
+    finally:
+        registry.end(visitor)
+
+
+def upload_data(registry: RunRegistry, session: Optional[str], path: str) -> tuple[bool, str]:
+    """Load the visitor's data file; (loaded, text for the page). A bad file keeps the previous task."""
+    visitor = registry.visitor(session)
+    limit = registry.settings.max_upload_mb * 1024 * 1024
+    try:
+        data, warnings = load_text_file_with_report(path, max_bytes=limit)
+    except DataFileError as exc:
+        return False, f"⚠️ **This file cannot be used.** {exc}\n\nThe previous task is kept."
+    except Exception as exc:  # noqa: BLE001 - any other failure must not take the page down
+        return False, f"⚠️ **This file cannot be read** ({type(exc).__name__}). The previous task is kept."
+    visitor.uploaded = data
+    rows = len(data.train_texts) + len(data.test_texts)
+    visitor.uploaded_label = f"Your data: {data.name} ({rows} rows, {data.num_labels} classes)"
+    note = "\n".join(f"- {w}" for w in warnings[:10])
+    more = f"\n- … and {len(warnings) - 10} more" if len(warnings) > 10 else ""
+    text = f"Loaded **{data.name}**: {len(data.train_texts)} training and {len(data.test_texts)} " \
+           f"held-out examples, labels {', '.join(data.label_names)}."
+    if note:
+        text += f"\n\nSkipped or noted:\n{note}{more}"
+    return True, text
+
+
+def export(registry: RunRegistry, session: Optional[str]) -> tuple[str, Optional[exports.Export]]:
+    """Write the downloads of the visitor's run; (text for the page, the files or None)."""
+    visitor = registry.visitor(session)
+    run = visitor.run
+    if run is None or not run.history.evals:
+        return "Nothing to export yet: train or step the run first.", None
+    if visitor.busy:
+        return "Pause the run first, then export (the adapter keeps changing while it trains).", None
+    try:
+        visitor.export_dir = exports.new_export_dir(visitor.run_id, visitor.export_dir)
+        done = exports.export_run(run, visitor.export_dir)
+    except Exception as exc:  # noqa: BLE001 - an export failure is reported, the run is kept
+        return f"⚠️ Export failed: {type(exc).__name__}: {exc}", None
+    text = f"Exported the run at step {run.step_count}. Unzip the adapter and load it with the code below."
+    if done.notes:
+        text += "\n\n" + "\n".join(f"- {n}" for n in done.notes)
+    return text, done

@@ -1,0 +1,111 @@
+"""A visitor's run: reuse it or build a new one for the controls, change it live, warm the caches.
+
+Runs are built on the shared frozen base (``load_base``); the layer energies of
+that base are shared too, through the registry (``RunRegistry.base_energy_cache``).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from qgoft_core.explore.models import load_base
+from qgoft_core.explore.registry import GIVENS_METHODS
+from qgoft_core.explore.training import STEP_CAP, RunConfig, TrainingConfigError, TrainingRun
+
+from ui.runs import RunRegistry, Visitor
+from ui.train.controls import SCALING_VALUES, Controls, structure_key, target_modules, task_for
+from ui.zerogpu import run_device
+
+
+def prepare_run(registry: RunRegistry, visitor: Visitor, controls: Controls) -> tuple[TrainingRun, str]:
+    """The visitor's run for these settings: the current one (with lr, lambda, steps applied) or a new one.
+
+    Raises TrainingConfigError / ModelLoadError / ModelNotAllowed with a message for the page.
+    """
+    settings = registry.settings
+    if controls.steps > settings.max_steps:
+        raise TrainingConfigError(f"{controls.steps} steps is above this server's limit of "
+                                  f"{settings.max_steps} steps per run")
+    key = structure_key(controls, visitor)
+    run = visitor.run
+    if run is not None and visitor.run_key == key:
+        _apply_live(run, controls)
+        return run, ""
+    model_id = registry.check_model(controls.model)
+    new_run = build_run(registry, model_id, controls, task_for(controls, visitor), settings.max_steps)
+    note = "Settings changed: this is a new run from step 0." if run is not None else ""
+    visitor.run, visitor.run_key, visitor.run_seconds = new_run, key, 0.0
+    return new_run, note
+
+
+def build_run(registry: RunRegistry, model_id: str, controls: Controls, task, max_steps: int) -> TrainingRun:
+    """A fresh run for these settings on the shared base, with the base's layer energies shared too."""
+    base = load_base(model_id)
+    scaling = SCALING_VALUES.get(controls.scaling, controls.scaling)
+    config = RunConfig(model=model_id, task=task.name, method=controls.method,
+                       scaling=scaling if controls.method in GIVENS_METHODS else None,
+                       reg_lambda=controls.lam, target_modules=target_modules(base, controls.layers),
+                       lr=controls.lr, steps=controls.steps, batch_size=controls.batch_size, seed=controls.seed,
+                       device=run_device(), max_steps=max_steps)
+    try:
+        run = TrainingRun(config, task=task, base=base)
+    except ValueError as exc:  # e.g. a target that is not a linear layer
+        if isinstance(exc, TrainingConfigError):
+            raise
+        raise TrainingConfigError(str(exc)) from None
+    # The energies of the frozen base weights are the same for every run on this base: compute them once.
+    run.energy_cache = registry.base_energy_cache(model_id, run.energy_cache)
+    return run
+
+
+def warm_up(registry: RunRegistry, controls: Controls = Controls()) -> None:
+    """Do once, before anyone presses Train, what every first run on these settings needs.
+
+    Loads the base, tokenises the task, and fills the caches shared by all runs on this
+    base: the base's held-out embeddings (step-0 evaluation, kept by the engine) and its
+    layer energies (kept by `registry`). The warm-up run itself is thrown away, so it
+    takes the engine's default step cap.
+    """
+    from qgoft_core.explore.data.tasks import load_builtin_task
+    build_run(registry, controls.model, controls, load_builtin_task(controls.task), STEP_CAP).layer_metrics()
+
+
+def _apply_live(run: TrainingRun, controls: Controls) -> None:
+    """Learning rate, lambda and the step target change the current run in place (no restart)."""
+    probe = replace(run.config, lr=controls.lr, reg_lambda=controls.lam, steps=controls.steps)
+    probe.validate()
+    run.config = probe
+    if run.tuned.spec.givens:
+        run.tuned.qgoft.config.reg_lambda = float(controls.lam)
+
+
+def apply_live_settings(run: TrainingRun, lr: Any, lam: Any) -> bool:
+    """Set a run's learning rate and lambda now (the next step uses them); False if they are invalid."""
+    try:
+        lr, lam = float(lr), float(lam)
+        probe = replace(run.config, lr=lr, reg_lambda=lam)
+        probe.validate()
+    except (TypeError, ValueError):
+        return False  # half-typed or out of range: the run keeps what it had
+    run.config = probe
+    if run.tuned.spec.givens:
+        run.tuned.qgoft.config.reg_lambda = lam
+    return True
+
+
+def use_cpu_threads(registry: RunRegistry) -> int:
+    """Set the intra-op threads of the calling thread for one run, and return how many.
+
+    PyTorch's CPU thread count is per OS thread (OpenMP): a worker thread starts with one
+    whatever the main thread set. A run gets the cores (``Settings.cpu_threads``, from
+    QGOFT_THREADS / CPU_CORES, else all; at most 8) shared among the runs training now, at
+    least one: two threads fighting over one core are slower than one.
+    """
+    import torch
+
+    from qgoft_core.explore.training import configure_cpu_threads
+    cores = configure_cpu_threads(registry.settings.cores())
+    active = max(1, registry.load()["active"])
+    threads = max(1, cores // active)
+    torch.set_num_threads(threads)
+    return threads
