@@ -83,15 +83,31 @@ Either way there are always exactly $d - 1$ angles per adapted layer.
 
 qGOFT frees each $2\times 2$ rotation block: the block with columns $\alpha_i, \beta_i$
 replaces $\begin{pmatrix}\cos\theta & -\sin\theta \\ \sin\theta & \cos\theta\end{pmatrix}$,
-4 numbers instead of 1 (starting at the identity). Orthogonality is no longer forced, only
-encouraged by a **soft penalty** in the loss:
+4 numbers instead of 1 (starting at the identity). The loss gets a **soft penalty**:
 
 $$\mathcal{L} = \mathcal{L}_{\text{task}} + \lambda \sum_{\text{layers}} \sum_i \langle \alpha_i, \beta_i \rangle^2 .$$
 
+**What the penalty does, and what it does not.** It asks each block's two columns to be
+perpendicular, and nothing more.
+
 - The column lengths $\lVert\alpha_i\rVert$, $\lVert\beta_i\rVert$ are **not** penalised:
   they act as free scales ("flexible norm").
-- A small non-zero $\langle\alpha_i, \beta_i\rangle$ lets the angles between neurons
-  drift a little ("relative angular adjustment"), so the energy is nearly, not exactly, kept.
+- These lengths **compound through the tree**. With every angle at 0 and every block
+  $c\,I$, $M$ is diagonal and input $i$ is scaled by $c^{m_i}$, where $m_i$ is the number of
+  levels that touch $i$ (index 0 meets all of them). For $d = 3$ and $c = 1.5$ that is
+  $\mathrm{diag}(2.25, 1.5, 1.5)$: the inputs are stretched unevenly, so the angles between
+  neurons and the hyperspherical energy change, while the penalty is **exactly 0**.
+  A common scale of all inputs would keep the energy; an uneven one does not.
+- A non-zero $\langle\alpha_i, \beta_i\rangle$ (a shear of the block) also moves the angles
+  between neurons ("relative angular adjustment"); that part is what $\lambda$ pushes back.
+- So $\lambda$ does **not** keep $M$ orthogonal or the energy nearly kept: it controls the
+  shear only. In the lesson "What λ does and does not do", $\lambda = 10$ pushes
+  $\sum\langle\alpha,\beta\rangle^2$ thousands of times below $\lambda = 0.01$, yet its
+  orthogonality deviation and energy drift end slightly **higher**, not lower.
+- Try it in the **Givens playground**: choose the quasi-Givens blocks, set the shear to 0 and
+  change the length of $\alpha$ or $\beta$. The readout shows $\langle\alpha,\beta\rangle = 0$ and
+  $\sum\langle\alpha,\beta\rangle^2 = 0$ while the energy moves (for $d = 2$, equal lengths
+  are one common scale and keep it; take $d = 3$ or different lengths).
 - The paper uses $\lambda$ between 0.001 and 0.05; 0.5 hurts. Rotation learning rates are
   10-100 times LoRA's.
 
@@ -103,8 +119,9 @@ $$\mathrm{HE}(W) = \sum_{i \ne j} \frac{1}{\lVert \hat w_i - \hat w_j \rVert}, \
 
 It is large when neurons crowd together and small when they are spread out on the
 sphere; it depends only on the pairwise angles. Any orthogonal $M$ applied to all
-neurons keeps it exactly (strict GOFT). qGOFT, LoRA, full fine-tuning and a
-per-input-coordinate scale change it. The app reports the **relative drift**
+neurons keeps it exactly (strict GOFT), and so does one common scale of all inputs or a
+per-neuron (output-side) scale. qGOFT (through a shear or through uneven column lengths,
+section 4), LoRA, full fine-tuning and a per-input-coordinate scale (GOFT*) change it. The app reports the **relative drift**
 $(\mathrm{HE}(W') - \mathrm{HE}(W_0)) / \mathrm{HE}(W_0)$, computed from the neurons' cosine
 matrix (fp32 products, float64 sums) on at most 256 evenly spaced neurons per layer
 (the same neurons before and after); rounding alone gives drifts near $10^{-8}$.
@@ -116,21 +133,30 @@ matrix (fp32 products, float64 sums) on at most 256 evenly spaced neurons per la
   learning rates than LoRA before the curve moves.
 - **Angle heatmap**: one cell per rotation angle $\theta$ (columns: pairs, ordered level
   by level; rows: layers), on a diverging colour scale: one hue for negative angles,
-  the other for positive, white for $0$ (the colour bar gives the numbers). Cells near
-  or beyond $\pm 180^\circ$ are half turns: with the default plain angles they wrap
-  around ($\theta$ and $\theta \pm 360^\circ$ are the same rotation); with the
-  $\pi \tanh$ form they sit at the edge of the range and barely move. Either way the
-  rotation has saturated, usually because the learning rate is too high.
-- **Angle histograms over time**: the distribution of all angles at each logged step.
-  They start as a spike at $0$ and widen as training proceeds.
+  the other for positive, white for $0$ (the colour bar gives the numbers). The cells show
+  the stored angle. With the default **plain** angles (`angle_param="plain"`, $\theta$ in
+  radians) $\pm 180^\circ$ is a half-turn, an ordinary rotation whose gradient is not 0,
+  and an angle past it is **wrapped**: $\theta$ and $\theta \pm 360^\circ$ are the same
+  rotation. Only the **tanh** form ($\theta = \pi \tanh\varphi$, `angle_param="tanh"`)
+  **saturates**: it reaches $\pm 180^\circ$ only as $\varphi \to \pm\infty$, where its
+  gradient $\pi(1 - \tanh^2\varphi)$ vanishes. Plain angles far past a half-turn within a few
+  steps mean the learning rate is too high (the lesson "Learning rate too high").
+- **Angle histograms over time**: the distribution of all angles at each logged step, in
+  fixed bins on $[-180^\circ, 180^\circ)$ (angles past a half-turn are wrapped, and the title
+  says so). They start as a spike at $0$ and widen as training proceeds.
 - **Norm changes**: per-neuron $\lVert w_i' \rVert / \lVert w_i \rVert$. Exactly 1 for
   strict GOFT without the optional scales; qGOFT's flexible norms, the scales and LoRA
   move it.
 - **Orthogonality deviation**: $\lVert M^\top M - I \rVert_F$ (also divided by
   $\sqrt d$), and for qGOFT the block terms $\sum \langle\alpha,\beta\rangle^2$ and
-  $\sum \cos^2\angle(\alpha, \beta)$. Zero (up to rounding) for strict GOFT.
+  $\sum \cos^2\angle(\alpha, \beta)$. Zero (up to rounding) for strict GOFT. For qGOFT it
+  includes the column lengths, which $\lambda$ does not touch. It is the deviation of the
+  **whole input-side operator**: with input scaling (GOFT*, `scaling="input"`) that is
+  $\mathrm{diag}(s)\,M$, scale included, so GOFT* shows large values by design even though
+  its rotation part is exact; an output (per-neuron) scale is not part of it.
 - **HE drift**: the relative change of hyperspherical energy against the pretrained
-  weights, per layer. Flat at zero for strict GOFT.
+  weights, per layer. Flat at zero for strict GOFT without scaling or with output scaling;
+  input scaling and qGOFT move it (qGOFT even with its penalty at 0, section 4).
 - **CKA / representation similarity**: linear CKA between the base and the tuned model's
   sentence embeddings on a fixed probe set of 64 held-out texts; 1 means the
   representations are unchanged (up to rotation and scale).
@@ -181,38 +207,50 @@ $12 \times (5 \times 767 + 3071) = 82{,}872$, and four times that for qGOFT.
 TOUR_STEPS: list[dict[str, str]] = [
     {
         "title": "1. Start with the playground",
-        "text": "Turn one Givens rotation by hand on a few toy neurons. Watch the energy "
-        "stay fixed, then switch to the LoRA-like update and watch it move.",
+        "text": "Turn one Givens rotation by hand on a few toy neurons and watch the energy "
+        "stay fixed; then try the LoRA-like update, or qGOFT's blocks with longer columns, and "
+        "watch it move.",
         "target": "playground-tab",
     },
     {
-        "title": "2. Choose a run",
-        "text": "Pick the method (GOFT, qGOFT, LoRA ...), the penalty weight λ, the "
-        "learning rate and the seed here. A preset loads a finished run instantly.",
+        "title": "2. Or watch a finished run",
+        "text": "Lessons replay two real training runs side by side, instantly: strict vs quasi, "
+        "what λ does and does not do, a learning rate that is too high, GOFT vs LoRA.",
+        "target": "lessons-tab",
+    },
+    {
+        "title": "3. Choose a run",
+        "text": "On the Train tab, pick the method (GOFT, qGOFT, LoRA ...), the scaling, the "
+        "penalty weight λ (qGOFT only), the learning rate, the steps and the seed.",
         "target": "train-controls",
     },
     {
-        "title": "3. Play, pause, step",
-        "text": "Start or pause training, or step through it one step at a time; the "
-        "status line beside it says where the run is.",
+        "title": "4. Press Train",
+        "text": "Press ▶ Train to start the run (the first one may take a moment to load the "
+        "model). Pause stops it, Step +1 trains one step, Reset goes back to step 0 with the same "
+        "seed, New seed draws another. The status line below says where the run is, and the "
+        "charts below fill in as it trains: the next steps point at two of them.",
         "target": "transport",
     },
     {
-        "title": "4. Where did the angles go?",
-        "text": "Each cell is one rotation angle of one layer, coloured by sign and size "
-        "(see the colour bar); cells near ±180° have saturated.",
+        "title": "5. Where did the angles go?",
+        "text": "Each cell is one rotation angle of one layer, coloured by sign and size (see "
+        "the colour bar). ±180° is a half-turn, an ordinary rotation for the default plain "
+        "angles; an angle far past it is wrapped (θ ± 360° is the same rotation) and means the "
+        "learning rate is too high. Only the tanh form saturates there.",
         "target": "angle-heatmap",
     },
     {
-        "title": "5. Is the geometry kept?",
-        "text": "Hyperspherical-energy drift stays at zero for strict GOFT and moves for "
-        "qGOFT and LoRA. That is the price of their extra freedom.",
+        "title": "6. Is the geometry kept?",
+        "text": "Hyperspherical-energy drift stays at zero for strict GOFT and moves for qGOFT "
+        "and LoRA. qGOFT's penalty λ only makes each block's columns perpendicular; their free "
+        "lengths still move the energy.",
         "target": "energy-plot",
     },
     {
-        "title": "6. Compare methods side by side",
-        "text": "Put two runs next to each other: accuracy, drift, forgetting and "
-        "parameter count.",
+        "title": "7. Compare methods side by side",
+        "text": "Put several methods next to each other on the same data and seed: accuracy, "
+        "drift, forgetting and parameter count.",
         "target": "compare-tab",
     },
 ]
@@ -220,47 +258,55 @@ TOUR_STEPS: list[dict[str, str]] = [
 CHART_NOTES: dict[str, dict[str, str]] = {
     "loss-plot": {
         "see": "The training loss at every step, split into the task loss and (for qGOFT) "
-        "the orthogonality penalty.",
-        "notice": "Rotations need a larger learning rate than LoRA before the loss moves; "
-        "a penalty that dominates the total means λ is too large.",
-        "try": "Rerun qGOFT with λ = 0.5 and watch the penalty part hold the task loss back.",
+        "the penalty λ·Σ⟨α, β⟩² on its own scale, and the held-out accuracy.",
+        "notice": "Rotations need a larger learning rate than LoRA before the loss moves. The "
+        "penalty measures only the shear of the blocks: a penalty near 0 does not mean the "
+        "operator is orthogonal (the column lengths are free).",
+        "try": "Open the lesson \"What λ does and does not do\": with λ = 10 Σ⟨α, β⟩² falls "
+        "thousands of times lower and the task loss falls a little more slowly.",
     },
     "angle-heatmap": {
         "see": "One cell per rotation angle θ (columns: pairs, level by level; rows: "
-        "layers) on a diverging colour scale, white for 0.",
-        "notice": "Cells near or beyond ±180° are half turns: those rotations have "
-        "saturated (plain angles wrap around; the tanh form pins them at the edge).",
+        "layers) on a diverging colour scale, white for 0; the cells show the stored angle.",
+        "notice": "With the default plain angles ±180° is a half-turn, an ordinary rotation "
+        "with a non-zero gradient; an angle past it is wrapped (θ and θ ± 360° are the same "
+        "rotation). Only the tanh form θ = π·tanh φ saturates near ±180°. Angles far past a "
+        "half-turn after a few steps mean the learning rate is too high.",
         "try": "Drag the timeline back to step 0: every cell is white, since the model "
         "starts exactly at the pretrained one.",
     },
     "angle-hist": {
-        "see": "The distribution of all rotation angles at each logged step.",
+        "see": "The distribution of all rotation angles at each logged step, in fixed bins on "
+        "[−180°, 180°) (angles past a half-turn are wrapped; the title says when).",
         "notice": "It starts as a spike at 0 and widens; a wide, flat histogram at a small "
         "learning rate hints at noisy training.",
         "try": "Compare two learning rates and see how fast the histogram spreads.",
     },
     "norm-plot": {
         "see": "For each neuron, its length after fine-tuning divided by its length before.",
-        "notice": "Strict GOFT keeps every ratio at exactly 1; qGOFT's free column lengths "
-        "and LoRA move them.",
-        "try": "Switch between GOFT and qGOFT on the same preset and compare the spread.",
+        "notice": "Strict GOFT keeps every ratio at exactly 1; qGOFT's free column lengths, "
+        "the scales and LoRA move them.",
+        "try": "Switch between GOFT and qGOFT on the same settings and compare the spread.",
     },
     "orth-plot": {
-        "see": "How far the learned operator is from orthogonal: ‖MᵀM − I‖_F / √d per layer "
-        "(log scale; the dashed line is the tolerance).",
-        "notice": "Strict GOFT sits at rounding-error level; qGOFT moves away from it. λ only "
-        "penalises ⟨α, β⟩ (the shear of each block), not the column lengths, so even a large "
-        "λ does not bring this back to zero.",
-        "try": "Open the \"λ too large\" lesson: Σ⟨α, β⟩² falls thousands of times while this "
-        "chart hardly moves.",
+        "see": "How far the learned input-side operator is from orthogonal: ‖MᵀM − I‖_F / √d "
+        "per layer (log scale; the dashed line is the tolerance).",
+        "notice": "Strict GOFT sits at rounding-error level; qGOFT moves away from it, and a "
+        "larger λ does not bring it back: λ penalises only ⟨α, β⟩ (the shear of each block), not "
+        "the column lengths, which compound through the tree. With input scaling (GOFT*) this is "
+        "the deviation of the whole input operator diag(s)·M, scale included, so it is large by "
+        "design although the rotation is exact; an output scale is not part of it.",
+        "try": "Open the lesson \"What λ does and does not do\": Σ⟨α, β⟩² falls thousands of "
+        "times with λ = 10, while this chart ends slightly higher than with λ = 0.01.",
     },
     "energy-plot": {
         "see": "The relative drift of hyperspherical energy, (HE − HE₀)/HE₀, per layer over "
         "training.",
-        "notice": "Flat at zero for strict GOFT: every neuron gets the same rotation, so no "
-        "angle between neurons changes.",
-        "try": "Load the \"GOFT vs LoRA: what is forgotten\" lesson and compare its drift "
-        "with GOFT's.",
+        "notice": "Flat at zero for strict GOFT (without scaling or with output scaling): every "
+        "neuron gets the same rotation, so no angle between neurons changes. qGOFT drifts even "
+        "with its penalty at 0, because uneven column lengths stretch the inputs unevenly.",
+        "try": "Load the lesson \"GOFT vs LoRA: what is forgotten\" and compare LoRA's drift "
+        "with GOFT's; in the playground, give qGOFT's columns a length other than 1.",
     },
     "cka-plot": {
         "see": "Linear CKA between the base and the tuned model's sentence embeddings on a "
@@ -274,7 +320,8 @@ CHART_NOTES: dict[str, dict[str, str]] = {
         "unit circle (2-D) or sphere (3-D).",
         "notice": "A Givens rotation turns every arrow by the same map, so the angles "
         "between arrows, and the energy, do not change.",
-        "try": "Switch to the LoRA-like update and raise its strength: the arrows leave the "
-        "circle and the energy moves.",
+        "try": "Switch to the quasi-Givens blocks, set the shear to 0 and take d = 3 with the "
+        "length of α at 1.5: ⟨α, β⟩ and Σ⟨α, β⟩² read exactly 0, yet the energy moves. The "
+        "LoRA-like update moves it too.",
     },
 }

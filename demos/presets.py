@@ -59,7 +59,7 @@ RUN_LABELS: dict[str, str] = {
     "goft": "GOFT (strict), lr 2e-3",
     "qgoft": "qGOFT, λ = 0.01",
     "qgoft_lambda_huge": "qGOFT, λ = 10",
-    "goft_lr_high": "GOFT, lr 0.5",
+    "goft_lr_high": "GOFT, lr 0.5 (plain angles: wrapped, not saturated)",
     "lora": "LoRA r = 8, lr 1e-3",
 }
 
@@ -86,26 +86,29 @@ PRESETS: dict[str, Preset] = {p.key: p for p in (
         run_a="goft", run_b="qgoft",
         notice="Both learn the task, but only strict GOFT keeps the geometry: its energy drift and "
                "orthogonality deviation stay at rounding-error level (below 1e-7), while qGOFT's "
-               "free blocks let both grow by orders of magnitude.",
+               "free blocks (a shear the penalty pushes back, column lengths it does not see) let "
+               "both grow by orders of magnitude.",
         chart="energy-plot",
     ),
     Preset(
         key="lambda_too_large",
-        title="λ too large (qGOFT, λ = 10 vs λ = 0.01)",
+        title="What λ does and does not do (qGOFT, λ = 10 vs λ = 0.01)",
         run_a="qgoft", run_b="qgoft_lambda_huge",
         notice="With λ = 10 training pushes Σ⟨α, β⟩² thousands of times below the default run's "
                "and the task loss falls a little more slowly, yet ‖MᵀM − I‖ and the energy drift do "
-               "not shrink: the penalty only straightens each block's shear and leaves the column "
-               "lengths free (qGOFT's flexible norms).",
+               "not shrink; they end slightly higher. The penalty only makes each block's two "
+               "columns perpendicular; their lengths stay free and compound through the tree into an "
+               "uneven scale of the inputs (the Givens playground shows it with the penalty at 0).",
         chart="orth-plot",
         extra="penalty",
     ),
     Preset(
         key="lr_too_high",
-        title="Learning rate too high: angles saturate (GOFT, lr 0.5 vs 2e-3)",
+        title="Learning rate too high: angles race past a half-turn (GOFT, lr 0.5 vs 2e-3)",
         run_a="goft", run_b="goft_lr_high",
-        notice="At lr 0.5 the angles shoot past ±180° within ten steps and keep going (θ and "
-               "θ ± 360° are the same rotation: they wrap around), the loss jumps about and accuracy "
+        notice="At lr 0.5 the angles shoot past ±180° within ten steps and keep going. These are "
+               "plain angles, so nothing saturates: ±180° is an ordinary half-turn and an angle past "
+               "it is wrapped (θ and θ ± 360° are the same rotation). The loss jumps about and accuracy "
                "stays at chance, while the default run's angles stay within a few degrees; the "
                "energy drift is still zero, because a rotation keeps the geometry, but not what the "
                "model knew (see the retention probe).",

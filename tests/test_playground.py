@@ -10,7 +10,11 @@ import pytest
 
 from demos.learn_texts import CHART_NOTES, LEARN_MARKDOWN, TOUR_STEPS
 from qgoft_core.viz.playground import (
+    block_columns,
     default_neurons,
+    givens_blocks,
+    input_scales_at_zero_angles,
+    quasi_block_factor,
     givens_operator,
     hyperspherical_energy,
     lora_like_update,
@@ -254,13 +258,80 @@ def test_learn_text() -> None:
 
 
 def test_tour_and_chart_notes() -> None:
-    allowed = {"train-controls", "transport", "status", "loss-plot", "angle-heatmap",
-               "angle-hist", "norm-plot", "orth-plot", "energy-plot", "timeline",
-               "compare-tab", "inspect-tab", "playground-tab"}
-    assert 5 <= len(TOUR_STEPS) <= 7
+    from ui.learn_tab import TOUR_PANELS
+
+    assert 5 <= len(TOUR_STEPS) <= 8
     for step in TOUR_STEPS:
-        assert set(step) == {"title", "text", "target"} and step["target"] in allowed
+        assert set(step) == {"title", "text", "target"} and step["target"] in TOUR_PANELS
     assert set(CHART_NOTES) == {"loss-plot", "angle-heatmap", "angle-hist", "norm-plot",
                                 "orth-plot", "energy-plot", "cka-plot", "playground-plot"}
     for note in CHART_NOTES.values():
         assert set(note) == {"see", "notice", "try"} and all(note.values())
+
+
+# --- qGOFT's column lengths: the penalty is 0, the energy still moves --------------
+def test_quasi_block_factor_columns() -> None:
+    blocks = givens_blocks(np.radians([30.0, -45.0, 60.0])) @ quasi_block_factor(0.4, 1.3, 0.7)
+    cols = block_columns(blocks)
+    assert np.allclose(cols["inner"], 1.3 * 0.7 * 0.4, atol=1e-12)
+    assert np.allclose(cols["alpha_norm"], 1.3) and np.allclose(cols["beta_norm"], 0.7 * math.sqrt(1.16))
+    assert np.array_equal(quasi_block_factor(), np.eye(2))
+
+
+@pytest.mark.parametrize("d", [2, 3, 4])
+def test_view_block_numbers_are_the_blocks(d: int) -> None:
+    v = playground_view(d, 6, [35.0, -50.0, 20.0], "quasi", 0.3, None, 0, 1.4, 0.8)
+    blocks = givens_blocks(np.radians([35.0, -50.0, 20.0][: d - 1])) @ quasi_block_factor(0.3, 1.4, 0.8)
+    cols = block_columns(blocks)
+    assert v["block"]["inner"] == pytest.approx(cols["inner"][0], abs=1e-12)
+    assert v["block"]["alpha_norm"] == pytest.approx(cols["alpha_norm"][0])
+    assert v["block"]["beta_norm"] == pytest.approx(cols["beta_norm"][0])
+    assert v["block"]["penalty"] == pytest.approx(float(np.sum(cols["inner"] ** 2)))
+    assert np.allclose(v["operator"], quasi_operator(d, blocks))
+    M = v["operator"]
+    assert v["operator_deviation"] == pytest.approx(np.linalg.norm(M.T @ M - np.eye(d)))
+    assert np.allclose(v["singular_values"], np.linalg.svd(M, compute_uv=False))
+
+
+@pytest.mark.parametrize("d,a,b", [(3, 1.5, 1.5), (4, 1.5, 1.5), (3, 1.5, 1.0), (2, 1.0, 1.5),
+                                   (2, 0.6, 1.0), (4, 1.0, 0.7)])
+def test_column_lengths_move_the_energy_with_the_penalty_at_zero(d: int, a: float, b: float) -> None:
+    v = playground_view(d, 6, [30.0, -45.0, 60.0], "quasi", 0.0, None, 0, a, b)
+    assert v["block"]["inner"] == 0 and v["block"]["penalty"] == 0
+    assert v["block"]["alpha_norm"] == a and v["block"]["beta_norm"] == b
+    assert abs(v["energy_rel_change"]) > 1e-3 and v["max_angle_change_deg"] > 0.1
+    assert not v["uniform_scale"] and v["operator_deviation"] > 0.1
+    text = v["explanation"]
+    assert "exactly 0" in text and "yet the energy moves" in text
+    assert f"{v['energy_before']:.4f} before, {v['energy_after']:.4f} after" in text
+    assert f"\\lVert\\alpha\\rVert = {a:.4g}" in text and f"\\lVert\\beta\\rVert = {b:.4g}" in text
+    assert "\\langle\\alpha,\\beta\\rangle = 0" in text
+
+
+@pytest.mark.parametrize("d", [2, 3, 4])
+def test_zero_angles_scale_each_input_by_its_levels(d: int) -> None:
+    a, b = 1.5, 1.2
+    v = playground_view(d, 5, [0.0, 0.0, 0.0], "quasi", 0.0, None, 1, a, b)
+    scales = input_scales_at_zero_angles(d, a, b)
+    assert np.allclose(v["operator"], np.diag(scales))
+    touched = [sum(i in pair for level in tree_pairs(d) for pair in level) for i in range(d)]
+    assert touched[0] == len(tree_pairs(d))  # index 0 meets every level
+    for i in range(d):
+        firsts = sum(pair[0] == i for level in tree_pairs(d) for pair in level)
+        assert scales[i] == pytest.approx(a**firsts * b**(touched[i] - firsts))
+    assert "\\mathrm{diag}" in v["explanation"]
+
+
+def test_one_common_scale_keeps_the_energy_but_not_orthogonality() -> None:
+    v = playground_view(2, 6, [30.0], "quasi", 0.0, None, 0, 1.5, 1.5)  # d = 2: one block, c R
+    assert abs(v["energy_rel_change"]) < 1e-12 and v["uniform_scale"]
+    assert v["operator_deviation"] > 1.0
+    assert "common scale" in v["explanation"]
+
+
+def test_quasi_shear_is_what_the_penalty_sees() -> None:
+    v = playground_view(3, 6, [30.0, -45.0], "quasi", 0.5, None, 0)
+    assert v["block"]["inner"] == 0.5 and v["block"]["penalty"] == pytest.approx(2 * 0.25)
+    assert "pushes back" in v["explanation"]
+    g = playground_view(3, 6, [30.0, -45.0], "givens", 0.5, None, 0, 1.7, 0.6)  # scales ignored
+    assert g["block"]["alpha_norm"] == 1.0 and g["operator_deviation"] < 1e-12

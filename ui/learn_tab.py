@@ -17,8 +17,10 @@ from ui.context import AppContext
 # Tour target (an elem_id) -> (the tab it lives on, the panel's name as a user sees it).
 TOUR_PANELS: dict[str, tuple[str, str]] = {
     "playground-tab": ("playground-tab", "the Givens playground tab"),
-    "train-controls": ("train-tab", "Train tab: the run settings (method, λ, learning rate, seed)"),
-    "transport": ("train-tab", "Train tab: the Play / Pause / Step buttons"),
+    "lessons-tab": ("lessons-tab", "the Lessons tab"),
+    "train-controls": ("train-tab", "Train tab: the Settings column (method, scaling, λ, learning rate, "
+                                    "steps, seed)"),
+    "transport": ("train-tab", "Train tab: the ▶ Train / Pause / Step +1 / Reset / New seed buttons"),
     "status": ("train-tab", "Train tab: the status line"),
     "loss-plot": ("train-tab", "Train tab: the loss chart"),
     "angle-heatmap": ("train-tab", "Train tab: the rotation-angle heatmap"),
@@ -91,6 +93,7 @@ def build_tour() -> None:
 def build_learn_tab(ctx: AppContext) -> None:
     """A short guided tour first, then the full explanation with formulas."""
     with gr.Accordion(f"Guided tour ({len(TOUR_STEPS)} short steps)", open=True, elem_id="tour-accordion"):
-        gr.Markdown("New here? Step through the app's main panels in order.")
+        gr.Markdown("New here? Step through the app's main panels in order; **Show me** opens the "
+                    "panel and outlines it.")
         build_tour()
     gr.Markdown(LEARN_MARKDOWN, latex_delimiters=LATEX_DELIMITERS, elem_id="learn-text")

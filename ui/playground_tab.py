@@ -25,13 +25,18 @@ LEVEL_PAUSE_S = 1.0  # long enough to see each level land
 KIND_CHOICES = [
     ("Givens rotation (GOFT)", "givens"),
     ("LoRA-like additive update", "lora"),
-    ("quasi-Givens block with a shear (qGOFT)", "quasi"),
+    ("quasi-Givens blocks: free shear and column lengths (qGOFT)", "quasi"),
 ]
 STRENGTH_LABELS = {
     "givens": "strength (unused: a rotation has only its angles)",
     "lora": "LoRA scale s in W' = W + s·u vᵀ",
-    "quasi": "shear ⟨α, β⟩ of every block",
+    "quasi": "shear s of every block (⟨α, β⟩ = a·b·s: what the penalty sees)",
 }
+SCALE_LABELS = {
+    "alpha": "length a of column α of every block (qGOFT only; the penalty ignores it)",
+    "beta": "length b of column β of every block (qGOFT only; ‖β‖ = b·√(1 + s²))",
+}
+SCALE_RANGE = (0.5, 2.0)
 
 
 def angle_labels(d: int) -> list[str]:
@@ -54,33 +59,61 @@ def _format_rel(rel: float) -> str:
 _CELL = "padding:4px 8px;border:1px solid #ddd;text-align:center;"
 
 
+def _verdict(view: dict) -> tuple[bool, str]:
+    """(energy kept?, why), from the view's own numbers."""
+    rel = view["energy_rel_change"]
+    kept = math.isfinite(rel) and abs(rel) < 1e-12
+    deviation, block = view.get("operator_deviation"), view.get("block")
+    if view.get("operator") is None:  # the LoRA-like update
+        return kept, ("kept: at strength 0 the additive update adds nothing" if kept
+                      else "changed: an additive update is not one orthogonal map applied to every neuron")
+    if kept and deviation is not None and deviation < 1e-9:
+        return kept, "kept: every neuron gets the same rotation"
+    if kept and view.get("uniform_scale"):
+        return kept, (f"kept: M is not orthogonal (‖MᵀM − I‖_F = {deviation:.3g}) but a rotation times one "
+                      "common scale, which changes no angle between neurons")
+    if kept:
+        return kept, "kept (to rounding)"
+    zero_penalty = block is not None and view.get("update_kind") == "quasi" and block["penalty"] == 0
+    return kept, ("changed: M is not a rotation, nor a rotation times one common scale"
+                  + (", although the penalty Σ⟨α, β⟩² is exactly 0" if zero_penalty else ""))
+
+
+def _table_row(cells: list[tuple[str, str, str]]) -> str:
+    head = "".join(f'<th style="{_CELL}">{html.escape(name)}</th>' for name, _, _ in cells)
+    values = "".join(f'<td class="{cls}" style="{_CELL}font-size:1.1em">{html.escape(value)}</td>'
+                     for _, value, cls in cells)
+    return f"<tr>{head}</tr><tr>{values}</tr>"
+
+
 def energy_readout(view: dict) -> str:
-    """A small HTML table: energy before/after, relative change, largest pairwise-angle change."""
+    """A small HTML table: energy before/after, relative change, largest pairwise-angle change;
+    for quasi-Givens blocks also ⟨α, β⟩, the penalty sum and the column lengths."""
     e0, e1 = view["energy_before"], view["energy_after"]
     dmax = view["max_angle_change_deg"]
     dtext = "n/a (a neuron shrank to length 0)" if not math.isfinite(dmax) else (
         "0° (rounding only)" if dmax < 1e-9 else f"{dmax:.3g}°")
-    rel = view["energy_rel_change"]
-    kept = math.isfinite(rel) and abs(rel) < 1e-12
-    verdict = ("kept: the update is a rotation of every neuron by the same map" if kept
-               else "changed: the update is not an orthogonal map")
-    cells = [("energy before", f"{e0:.6f}", "pg-energy-before"),
-             ("energy after", f"{e1:.6f}" if math.isfinite(e1) else "∞", "pg-energy-after"),
-             ("relative change", _format_rel(rel), "pg-energy-rel"),
-             ("largest change of a pairwise angle", dtext, "pg-angle-change")]
-    head = "".join(f'<th style="{_CELL}">{html.escape(name)}</th>' for name, _, _ in cells)
-    values = "".join(f'<td class="{cls}" style="{_CELL}font-size:1.1em">{html.escape(value)}</td>'
-                     for _, value, cls in cells)
+    kept, verdict = _verdict(view)
+    rows = [_table_row([("energy before", f"{e0:.6f}", "pg-energy-before"),
+                        ("energy after", f"{e1:.6f}" if math.isfinite(e1) else "∞", "pg-energy-after"),
+                        ("relative change", _format_rel(view["energy_rel_change"]), "pg-energy-rel"),
+                        ("largest change of a pairwise angle", dtext, "pg-angle-change")])]
+    block = view.get("block")
+    if block is not None and view.get("update_kind") == "quasi":
+        rows.append(_table_row([("⟨α, β⟩ of every block", f"{block['inner']:.4g}", "pg-inner"),
+                                ("Σ⟨α, β⟩² (what λ multiplies)", f"{block['penalty']:.4g}", "pg-penalty"),
+                                ("‖α‖", f"{block['alpha_norm']:.4g}", "pg-alpha-norm"),
+                                ("‖β‖", f"{block['beta_norm']:.4g}", "pg-beta-norm")]))
     colour = "#2e7d32" if kept else "#c62828"
-    return (f'<table class="pg-readout" style="width:100%;border-collapse:collapse">'
-            f"<tr>{head}</tr><tr>{values}</tr></table>"
+    return (f'<table class="pg-readout" style="width:100%;border-collapse:collapse">{"".join(rows)}</table>'
             f'<p class="pg-verdict" style="color:{colour};margin:.4em 0 0">'
             f"Hyperspherical energy {html.escape(verdict)}.</p>")
 
 
-def _view(d, n_neurons, a0, a1, a2, kind, strength, seed, upto_level=None) -> dict:
+def _view(d, n_neurons, a0, a1, a2, kind, strength, seed, alpha_scale=1.0, beta_scale=1.0,
+          upto_level=None) -> dict:
     return playground_view(int(d), int(n_neurons), [float(a0), float(a1), float(a2)], kind,
-                           float(strength), upto_level, int(seed))
+                           float(strength), upto_level, int(seed), float(alpha_scale), float(beta_scale))
 
 
 def _error_outputs(err: Exception) -> tuple:
@@ -88,17 +121,18 @@ def _error_outputs(err: Exception) -> tuple:
     return gr.skip(), f'<p class="pg-error">{html.escape(str(err))}</p>', message, ""
 
 
-def render(d, n_neurons, a0, a1, a2, kind, strength, seed) -> tuple:
+def render(d, n_neurons, a0, a1, a2, kind, strength, seed, alpha_scale=1.0, beta_scale=1.0) -> tuple:
     """Plot, energy readout, explanation and level status for the current controls (all levels)."""
     try:
-        view = _view(d, n_neurons, a0, a1, a2, kind, strength, seed)
+        view = _view(d, n_neurons, a0, a1, a2, kind, strength, seed, alpha_scale, beta_scale)
     except ValueError as err:
         return _error_outputs(err)
     status = "" if kind == "lora" else f"All {view['n_levels']} level(s) of the tree applied."
     return view["figure"], energy_readout(view), view["explanation"], status
 
 
-def play_levels(d, n_neurons, a0, a1, a2, kind, strength, seed) -> Iterator[tuple]:
+def play_levels(d, n_neurons, a0, a1, a2, kind, strength, seed, alpha_scale=1.0,
+                beta_scale=1.0) -> Iterator[tuple]:
     """Apply the tree one level at a time: level 0 (identity), 1, 2, ... with a pause between."""
     if kind == "lora":
         yield (*render(d, n_neurons, a0, a1, a2, kind, strength, seed)[:3],
@@ -108,7 +142,8 @@ def play_levels(d, n_neurons, a0, a1, a2, kind, strength, seed) -> Iterator[tupl
     n_levels = len(tree_pairs(int(d)))
     for k in range(n_levels + 1):
         try:
-            view = _view(d, n_neurons, a0, a1, a2, kind, strength, seed, upto_level=k)
+            view = _view(d, n_neurons, a0, a1, a2, kind, strength, seed, alpha_scale, beta_scale,
+                         upto_level=k)
         except ValueError as err:
             yield _error_outputs(err)
             return
@@ -127,9 +162,11 @@ def on_d_change(d) -> list:
 
 
 def on_kind_change(kind) -> tuple:
-    """Strength only means something for LoRA / shear; angles and levels only for (quasi-)Givens."""
+    """Strength only means something for LoRA / shear; angles and levels only for (quasi-)Givens;
+    the column lengths only for quasi-Givens blocks."""
     rotation = gr.update(interactive=kind != "lora")
-    return (gr.update(label=STRENGTH_LABELS[kind], interactive=kind != "givens"),
+    lengths = gr.update(interactive=kind == "quasi")
+    return (gr.update(label=STRENGTH_LABELS[kind], interactive=kind != "givens"), lengths, lengths,
             rotation, *[rotation for _ in range(MAX_ANGLES)])
 
 
@@ -139,7 +176,8 @@ def build_playground_tab(ctx: AppContext) -> None:
     gr.Markdown(
         "## Givens playground\nA few toy neurons (arrows) in $\\mathbb{R}^d$. Turn the Givens "
         "angles and watch every arrow move by the **same** rotation, so the energy stays put; "
-        "then switch to a LoRA-like or a sheared update and watch it change.",
+        "then switch to a LoRA-like update, or to qGOFT's quasi-Givens blocks: a shear, or only "
+        "longer or shorter columns (qGOFT's penalty is then exactly 0), and watch it change.",
         latex_delimiters=LATEX_DELIMITERS)
     first = playground_view(2, 6, list(DEFAULT_ANGLES), "givens", 0.5, None, 0)
     labels = angle_labels(2)
@@ -157,6 +195,10 @@ def build_playground_tab(ctx: AppContext) -> None:
                             elem_id="playground-kind")
             strength = gr.Slider(0.0, 1.5, value=0.5, step=0.05, label=STRENGTH_LABELS["givens"],
                                  interactive=False, elem_id="playground-strength")
+            alpha_scale = gr.Slider(*SCALE_RANGE, value=1.0, step=0.05, label=SCALE_LABELS["alpha"],
+                                    interactive=False, elem_id="playground-alpha-scale")
+            beta_scale = gr.Slider(*SCALE_RANGE, value=1.0, step=0.05, label=SCALE_LABELS["beta"],
+                                   interactive=False, elem_id="playground-beta-scale")
             seed = gr.Slider(0, 99, value=0, step=1, label="neuron seed (another random set)",
                              elem_id="playground-seed")
             play = gr.Button("▶ Play the tree levels", variant="primary", elem_id="playground-play")
@@ -172,10 +214,11 @@ def build_playground_tab(ctx: AppContext) -> None:
             explanation = gr.Markdown(first["explanation"], latex_delimiters=LATEX_DELIMITERS,
                                       elem_id="playground-explanation")
 
-    inputs = [d, n_neurons, *angles, kind, strength, seed]
+    inputs = [d, n_neurons, *angles, kind, strength, seed, alpha_scale, beta_scale]
     outputs = [plot, energy, explanation, level_status]
     d.change(on_d_change, d, angles, queue=False, show_progress="hidden")
-    kind.change(on_kind_change, kind, [strength, play, *angles], queue=False, show_progress="hidden")
+    kind.change(on_kind_change, kind, [strength, alpha_scale, beta_scale, play, *angles], queue=False,
+                show_progress="hidden")
     playing = play.click(play_levels, inputs, outputs, show_progress="hidden", concurrency_limit=None,
                          api_visibility="private")
     # numpy only and instant: no concurrency limit, and only the last of a burst of drags is drawn;

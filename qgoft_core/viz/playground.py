@@ -16,6 +16,13 @@ Conventions (PyTorch row-vector layout, see docs/qgoft-method.md section 1):
 ``givens_operator`` / ``quasi_operator`` take angles in **radians**;
 ``playground_view`` (the UI-facing entry point) takes angles in **degrees**,
 because sliders in degrees are easier to read.
+
+qGOFT's penalty ``lambda * sum <alpha, beta>^2`` only asks each block's two
+columns to be perpendicular; their lengths are free. The quasi kind of
+``playground_view`` therefore has column scales as well as a shear: with the
+shear at 0 the penalty is exactly 0, yet the lengths compound through the
+tree (input i is scaled by the product over the levels that touch it, with
+the angles at 0) and the energy moves.
 """
 
 from __future__ import annotations
@@ -229,6 +236,39 @@ def _sheared_rotation(angle: float, shear: float) -> np.ndarray:
     return givens_blocks([angle])[0] @ np.array([[1.0, shear], [0.0, 1.0]])
 
 
+def quasi_block_factor(shear: float = 0.0, alpha_scale: float = 1.0, beta_scale: float = 1.0) -> np.ndarray:
+    """The 2x2 factor F the playground puts after each block's rotation: block = R(theta) F.
+
+    F = [[1, shear], [0, 1]] diag(alpha_scale, beta_scale), so the block's columns are
+    alpha = alpha_scale R e_0 and beta = beta_scale R (shear, 1):
+    <alpha, beta> = alpha_scale * beta_scale * shear (what the penalty sees),
+    ||alpha|| = alpha_scale and ||beta|| = beta_scale * sqrt(1 + shear^2) (what it does not).
+    """
+    return np.array([[1.0, shear], [0.0, 1.0]]) @ np.diag([float(alpha_scale), float(beta_scale)])
+
+
+def block_columns(blocks: np.ndarray) -> dict[str, np.ndarray]:
+    """Per block: <alpha, beta>, ||alpha||, ||beta|| of blocks of shape (m, 2, 2) (columns alpha, beta)."""
+    blocks = np.asarray(blocks, dtype=np.float64)
+    alpha, beta = blocks[..., :, 0], blocks[..., :, 1]
+    return {"inner": np.sum(alpha * beta, axis=-1), "alpha_norm": np.linalg.norm(alpha, axis=-1),
+            "beta_norm": np.linalg.norm(beta, axis=-1)}
+
+
+def input_scales_at_zero_angles(d: int, alpha_scale: float, beta_scale: float,
+                                upto_level: int | None = None) -> np.ndarray:
+    """With every angle 0 and no shear M is diagonal: input i is scaled by the product of the
+    column lengths of the blocks that touch it (alpha's for the first index of a pair, beta's for
+    the second) over the first ``upto_level`` levels (None = all). Index 0 is the first of a pair
+    at every level."""
+    scale = np.ones(d)
+    for level in tree_pairs(d)[:_check_upto(d, upto_level)]:
+        for i, j in level:
+            scale[i] *= alpha_scale
+            scale[j] *= beta_scale
+    return scale
+
+
 # ----------------------------------------------------------------------------
 # Figure
 # ----------------------------------------------------------------------------
@@ -360,8 +400,14 @@ def _fmt_pairs(level: list[tuple[int, int]], angles_deg: np.ndarray) -> str:
     return ", ".join(f"$G({i},{j};\\,{a:.0f}^\\circ)$" for (i, j), a in zip(level, angles_deg))
 
 
+def _fmt_vector(values: np.ndarray) -> str:
+    return "(" + ",\\ ".join(f"{v:.3g}" for v in values) + ")"
+
+
 def _explain(kind: str, d: int, k: int, angles_deg: np.ndarray, strength: float,
-             e0: float, e1: float, rel: float, dmax: float, stepping: bool = False) -> str:
+             e0: float, e1: float, rel: float, dmax: float, stepping: bool = False,
+             alpha_scale: float = 1.0, beta_scale: float = 1.0, block: dict | None = None,
+             op: dict | None = None) -> str:
     levels = tree_pairs(d)
     L = len(levels)
     energy = (f"**Hyperspherical energy** $\\mathrm{{HE}}=\\sum_{{i\\ne j}} 1/\\lVert\\hat w_i-\\hat w_j\\rVert$: "
@@ -390,12 +436,45 @@ def _explain(kind: str, d: int, k: int, angles_deg: np.ndarray, strength: float,
                 "$\\theta$ and leaves the others alone; it is orthogonal, $G^\\top G = I$.\n\n"
                 + tree + order + "\n\nAll neurons get the **same** orthogonal map $M$, so every "
                 "pairwise angle and every length is kept.\n\n" + energy)
+    block = block or {}
+    op = op or {}
+    inner, a_len, b_len = block.get("inner", 0.0), block.get("alpha_norm", 1.0), block.get("beta_norm", 1.0)
+    penalty = block.get("penalty", 0.0)
+    a, b, s = float(alpha_scale), float(beta_scale), float(strength)
+    factor = (f"\\begin{{pmatrix}}1 & {s:g}\\\\ 0 & 1\\end{{pmatrix}}"
+              f"\\begin{{pmatrix}}{a:g} & 0\\\\ 0 & {b:g}\\end{{pmatrix}}")
+    numbers = (f"- $\\langle\\alpha,\\beta\\rangle = {inner:.4g}$ in every block, so the penalty term "
+               f"$\\sum\\langle\\alpha,\\beta\\rangle^2$ over the {d - 1} blocks is **{penalty:.4g}**"
+               + (" (exactly 0)" if penalty == 0 else "") + ";\n"
+               f"- column lengths $\\lVert\\alpha\\rVert = {a_len:.4g}$, $\\lVert\\beta\\rVert = {b_len:.4g}$: "
+               "the penalty does not look at them (qGOFT's \"flexible norm\");\n"
+               f"- the operator: $\\lVert M^\\top M - I\\rVert_F = {op.get('deviation', 0.0):.3g}$, "
+               f"singular values $\\sigma = {_fmt_vector(op.get('singular_values', np.ones(d)))}$.")
+    changed = not (math.isfinite(rel) and abs(rel) < 1e-12)
+    if k == 0:
+        lesson = ""
+    elif penalty == 0 and changed:
+        scales = input_scales_at_zero_angles(d, a, b, k)
+        lesson = ("\n\n**The penalty is exactly 0, yet the energy moves.** Perpendicular columns are not "
+                  "enough: their lengths compound through the tree, so $M$ stretches the inputs "
+                  "unevenly. With every angle at 0, $M$ is diagonal and input $i$ is scaled by the "
+                  "product of the column lengths of the blocks that touch it, here "
+                  f"$\\mathrm{{diag}}{_fmt_vector(scales)}$ (index 0 meets every level). No value of "
+                  "$\\lambda$ changes this: it multiplies a term that is already 0.")
+    elif penalty == 0 and (abs(a - 1) > 1e-12 or abs(b - 1) > 1e-12):
+        lesson = ("\n\n**The penalty is 0 and the energy is kept here**, although $M$ is not orthogonal: "
+                  "it is a rotation times one common scale (all singular values equal), which changes no "
+                  "angle between neurons. Give $\\alpha$ and $\\beta$ different lengths, or take $d = 3$ "
+                  "or $4$ where the lengths compound unevenly, and the energy moves.")
+    elif penalty > 0:
+        lesson = ("\n\nThe shear tilts $\\beta$ towards $\\alpha$; that is all the penalty "
+                  "$\\lambda\\sum\\langle\\alpha,\\beta\\rangle^2$ sees and pushes back. Set the shear to 0 and "
+                  "change a column length: the penalty drops to exactly 0 while the energy still moves.")
+    else:
+        lesson = "\n\nWith no shear and unit column lengths every block is a rotation: this is strict GOFT."
     return ("**Quasi-Givens (qGOFT)**: each $2\\times 2$ block $[\\alpha\\ \\beta]$ is free. Here "
-            f"block = rotation $\\times$ shear $\\begin{{pmatrix}}1 & {strength:g}\\\\ 0 & 1\\end{{pmatrix}}$, "
-            f"so $\\langle\\alpha,\\beta\\rangle = {strength:g}$ and $\\lVert\\beta\\rVert = "
-            f"{math.sqrt(1 + strength**2):.3f}$. qGOFT only *penalises* this: "
-            "$\\lambda\\sum\\langle\\alpha,\\beta\\rangle^2$ in the loss, so small shears survive "
-            "training and angles can drift a little.\n\n" + tree + order + "\n\n" + energy)
+            f"every block = rotation $\\times\\, {factor}$, so\n\n" + numbers + lesson + "\n\n"
+            + tree + order + "\n\n" + energy)
 
 
 def playground_view(
@@ -406,6 +485,8 @@ def playground_view(
     strength: float = 0.0,
     upto_level: int | None = None,
     seed: int = 0,
+    alpha_scale: float = 1.0,
+    beta_scale: float = 1.0,
 ) -> dict[str, Any]:
     """Everything the playground tab shows for one setting of its controls.
 
@@ -413,12 +494,18 @@ def playground_view(
     Missing angles count as 0 and extra ones are ignored, so the app may always
     pass its three sliders.  ``strength`` is the LoRA scale s (kind "lora") or
     the shear of every block (kind "quasi"; 0 gives back strict Givens); it is
-    unused for "givens".  ``upto_level`` (None = all) applies the first k tree
-    levels; it is ignored for "lora".
+    unused for "givens".  ``alpha_scale`` / ``beta_scale`` (kind "quasi" only)
+    scale the two columns of every block: block = R(theta) @
+    ``quasi_block_factor(strength, alpha_scale, beta_scale)``.  ``upto_level``
+    (None = all) applies the first k tree levels; it is ignored for "lora".
 
-    Returns keys: figure, W_before, W_after, operator (None for lora),
+    Returns keys: update_kind, figure, W_before, W_after, operator (None for lora),
     energy_before, energy_after, energy_rel_change, max_angle_change_deg,
-    n_levels, explanation (markdown with $...$ LaTeX).
+    n_levels, block (None for lora: inner = <alpha, beta> of every block,
+    alpha_norm, beta_norm, penalty = sum of <alpha, beta>^2 over the d - 1
+    blocks), operator_deviation (||M^T M - I||_F; None for lora),
+    singular_values (of M; None for lora), uniform_scale (M is a rotation times
+    one common scale), explanation (markdown with $...$ LaTeX).
     """
     if d not in (2, 3, 4):
         raise ValueError(f"the playground supports d = 2, 3 or 4, got {d}")
@@ -429,17 +516,33 @@ def playground_view(
     a[: given.size] = given
     n_levels = len(tree_pairs(d))
     k = _check_upto(d, upto_level)
+    if update_kind != "quasi":
+        alpha_scale = beta_scale = 1.0
+    alpha_scale, beta_scale = float(alpha_scale), float(beta_scale)
+    if not (alpha_scale > 0 and beta_scale > 0 and math.isfinite(alpha_scale) and math.isfinite(beta_scale)):
+        raise ValueError(f"column scales must be positive, got {alpha_scale}, {beta_scale}")
 
     W0 = default_neurons(n_neurons, d, seed)
     M: np.ndarray | None
+    block: dict[str, float] | None = None
+    deviation = singular = None
+    uniform = False
     if update_kind == "lora":
         M, W1 = None, lora_like_update(W0, strength, seed)
     else:
+        shear = float(strength) if update_kind == "quasi" else 0.0
         blocks = givens_blocks(np.radians(a))
         if update_kind == "quasi":
-            blocks = blocks @ np.array([[1.0, strength], [0.0, 1.0]])
+            blocks = blocks @ quasi_block_factor(shear, alpha_scale, beta_scale)
         M = quasi_operator(d, blocks, k)
         W1 = W0 @ M.T
+        # the block's numbers from their formulas (exact; block_columns of `blocks` agrees to rounding)
+        inner = alpha_scale * beta_scale * shear
+        block = {"inner": inner, "alpha_norm": alpha_scale,
+                 "beta_norm": beta_scale * math.sqrt(1.0 + shear**2), "penalty": (d - 1) * inner**2}
+        deviation = float(np.linalg.norm(M.T @ M - np.eye(d)))
+        singular = np.linalg.svd(M, compute_uv=False)
+        uniform = bool(np.ptp(singular) <= 1e-12 * max(1.0, float(singular.max())))
 
     e0, e1 = _safe_energy(W0), _safe_energy(W1)
     rel = (e1 - e0) / e0 if np.isfinite(e1) else float("inf")
@@ -451,7 +554,9 @@ def playground_view(
     kind_title = {"givens": "Givens (GOFT)", "lora": "LoRA-like rank-1", "quasi": "quasi-Givens"}
     step = "" if update_kind == "lora" else f", levels applied {k}/{n_levels}"
     title = f"{kind_title[update_kind]}{step}: HE {e0:.3f} → {e1:.3f} ({rel:+.2%})"
+    op = None if M is None else {"deviation": deviation, "singular_values": singular}
     return {
+        "update_kind": update_kind,
         "figure": playground_figure(W0, W1, title),
         "W_before": W0,
         "W_after": W1,
@@ -461,6 +566,11 @@ def playground_view(
         "energy_rel_change": rel,
         "max_angle_change_deg": dmax,
         "n_levels": n_levels,
+        "block": block,
+        "operator_deviation": deviation,
+        "singular_values": singular,
+        "uniform_scale": uniform,
         "explanation": _explain(update_kind, d, k, a, strength, e0, e1, rel, dmax,
-                                stepping=upto_level is not None),
+                                stepping=upto_level is not None, alpha_scale=alpha_scale,
+                                beta_scale=beta_scale, block=block, op=op),
     }

@@ -15,16 +15,26 @@ class QGOFTConfig:
     """Configuration of a GOFT (strict Givens) or qGOFT (quasi-Givens) adapter.
 
     method: "goft" learns d - 1 angles per layer (exactly orthogonal); "qgoft"
-        learns d - 1 free 2 x 2 blocks (4(d - 1) numbers) kept near-orthogonal by
-        the penalty reg_lambda * sum <alpha, beta>^2.
+        learns d - 1 free 2 x 2 blocks (4(d - 1) numbers), trained with the
+        penalty reg_lambda * sum <alpha, beta>^2 added to the loss.
+    reg_lambda: weight of that penalty (qgoft only). It only asks each block's
+        two columns alpha, beta to be perpendicular; their lengths are free and
+        compound through the tree (with all angles 0 and every block c * I,
+        input i is scaled by c to the number of levels that touch it), so the
+        operator is not kept orthogonal nor the hyperspherical energy kept, even
+        with the penalty exactly 0. A larger reg_lambda straightens the blocks'
+        shear, not their lengths.
     target_modules: name suffixes (["query", "value"]), a regex matched against
         the full module name, or None for all attention and MLP projections of
         known architectures.
     scaling: None; "output" (one scale per neuron: keeps angles between neurons
         and hyperspherical energy); "input" (the paper's GOFT*: one scale per
         input dimension; does not keep hyperspherical energy).
-    angle_param: how GOFT stores its angles: "plain" (theta in radians) or
-        "tanh" (theta = pi * tanh(phi), the authors' choice, bounded in (-pi, pi)).
+    angle_param: how GOFT stores its angles: "plain" (theta in radians; +-pi is
+        an ordinary half-turn with a non-zero gradient, and an angle past it is the
+        same rotation as theta -+ 2 pi, i.e. wrapped) or "tanh" (theta = pi *
+        tanh(phi), the authors' choice, bounded in (-pi, pi); it saturates near
+        +-pi, where the gradient of tanh vanishes).
     block_levels: how many tree levels the fast forward fuses per stage.
     modules_to_save: modules trained in full and saved with the adapter (e.g. a
         classification head).
