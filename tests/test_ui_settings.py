@@ -1,0 +1,109 @@
+"""The app's settings (read from the environment once), the one-way imports of the app layer, and
+the caches the run registry owns. No server, no model."""
+import ast
+import subprocess
+import sys
+from dataclasses import FrozenInstanceError, replace
+from pathlib import Path
+
+import pytest
+
+from ui.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_are_documented_values_whatever_the_environment(monkeypatch):
+    monkeypatch.setenv("QGOFT_MAX_STEPS", "7")
+    s = Settings()
+    assert (s.max_steps, s.max_seconds, s.max_concurrent_runs, s.queue_size) == (2000, 600, 2, 16)
+    assert (s.allowed_models, s.max_upload_mb, s.idle_minutes, s.preload) == (None, 20, 30, True)
+    assert (s.cpu_threads, s.gpu_chunk_steps, s.gpu_chunk_seconds, s.zero_gpu) == (None, 20, 60, False)
+    with pytest.raises(FrozenInstanceError):
+        s.max_steps = 3
+
+
+def test_from_env_reads_every_variable():
+    env = {"QGOFT_MAX_STEPS": "500", "QGOFT_MAX_SECONDS": "60", "QGOFT_MAX_CONCURRENT_RUNS": "3",
+           "QGOFT_QUEUE_SIZE": "4", "QGOFT_ALLOWED_MODELS": " a/b, c ,,", "QGOFT_MAX_UPLOAD_MB": "5",
+           "QGOFT_IDLE_MINUTES": "2", "QGOFT_PRELOAD": "0", "QGOFT_THREADS": "3", "CPU_CORES": "9",
+           "QGOFT_GPU_CHUNK_STEPS": "10", "QGOFT_GPU_CHUNK_SECONDS": "30", "SPACES_ZERO_GPU": "1"}
+    assert Settings.from_env(env) == Settings(
+        max_steps=500, max_seconds=60, max_concurrent_runs=3, queue_size=4, allowed_models=("a/b", "c"),
+        max_upload_mb=5, idle_minutes=2, preload=False, cpu_threads=3, gpu_chunk_steps=10,
+        gpu_chunk_seconds=30, zero_gpu=True)
+    assert Settings.from_env({}) == Settings()
+
+
+def test_bad_numbers_keep_their_defaults_and_cpu_cores_backs_up_threads():
+    s = Settings.from_env({"QGOFT_MAX_STEPS": "lots", "QGOFT_THREADS": "", "CPU_CORES": "2.0"})
+    assert s.max_steps == 2000 and s.cpu_threads == 2 and s.cores() == 2
+    assert Settings.from_env({"QGOFT_THREADS": "many"}).cpu_threads is None
+    assert Settings().cores() >= 1
+
+
+def test_configure_cpu_threads_takes_the_apps_number(monkeypatch):
+    import torch
+
+    from qgoft_core.explore.training import configure_cpu_threads
+    before = torch.get_num_threads()
+    monkeypatch.setenv("QGOFT_THREADS", "1")
+    try:
+        assert configure_cpu_threads(64) == 8  # at most 8, whatever the environment says
+        assert configure_cpu_threads() == 1  # no number given: the environment's
+    finally:
+        torch.set_num_threads(before)
+
+
+def _ui_imports(path: Path) -> set[str]:
+    """The ui.* modules a file imports, at any depth (lazy imports too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "ui":
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "ui")
+    return found
+
+
+def test_app_layer_imports_go_one_way():
+    assert not _ui_imports(ROOT / "ui" / "settings.py")
+    assert _ui_imports(ROOT / "ui" / "runs.py") <= {"ui.settings", "ui.settings.Settings"}
+    for path in (ROOT / "ui" / "train").glob("*.py"):
+        assert not {m for m in _ui_imports(path) if m.startswith(("ui.context", "ui.train_tab"))}, path
+    for path in [*ROOT.glob("qgoft_core/**/*.py")]:
+        assert not _ui_imports(path), f"{path} imports the app layer"
+
+
+def test_only_the_settings_read_the_environment():
+    """ui/zerogpu.py still reads its own (its owner moves them to Settings); app.py only sets a default."""
+    readers = set()
+    for path in [ROOT / "app.py", *(ROOT / "ui").rglob("*.py")]:
+        text = path.read_text()
+        if "os.environ.get" in text or "os.getenv" in text or "os.environ[" in text:
+            readers.add(path.relative_to(ROOT).as_posix())
+    assert readers <= {"ui/settings.py", "ui/zerogpu.py"}, readers
+
+
+def test_the_engine_step_cap_is_a_constant_not_the_environment():
+    code = ("import os; os.environ['QGOFT_MAX_STEPS'] = '7'; "
+            "from qgoft_core.explore.training import STEP_CAP, RunConfig; "
+            "print(STEP_CAP, RunConfig().max_steps, RunConfig(max_steps=3).max_steps)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.stdout.split() == ["5000", "5000", "3"], out.stderr[-2000:]
+
+
+def test_the_registry_owns_the_app_caches():
+    from ui.context import AppContext
+    from ui.runs import RunRegistry
+
+    ctx = AppContext(settings=replace(Settings(), max_steps=50))
+    assert isinstance(ctx.runs, RunRegistry) and ctx.runs.settings.max_steps == 50
+    first, second = object(), object()
+    assert ctx.runs.base_energy_cache("m", first) is first
+    assert ctx.runs.base_energy_cache("m", second) is first  # every later run on "m" shares it
+    assert AppContext(settings=Settings()).runs.base_energy_cache("m", second) is second  # one per app
+    assert ctx.runs.claim_compare("s:compare") and not ctx.runs.claim_compare("s:compare")
+    ctx.runs.end_compare("s:compare")
+    assert ctx.runs.claim_compare("s:compare")
