@@ -209,23 +209,17 @@ TOUR_STEPS: list[dict[str, str]] = [
         "title": "1. Start with the playground",
         "text": "Turn one Givens rotation by hand on a few toy neurons and watch the energy "
         "stay fixed; then try the LoRA-like update, or qGOFT's blocks with longer columns, and "
-        "watch it move.",
+        "watch it move. (In a hurry? Step 6, the Lessons, plays finished runs at once.)",
         "target": "playground-tab",
     },
     {
-        "title": "2. Or watch a finished run",
-        "text": "Lessons replay two real training runs side by side, instantly: strict vs quasi, "
-        "what λ does and does not do, a learning rate that is too high, GOFT vs LoRA.",
-        "target": "lessons-tab",
-    },
-    {
-        "title": "3. Choose a run",
+        "title": "2. Choose a run",
         "text": "On the Train tab, pick the method (GOFT, qGOFT, LoRA ...), the scaling, the "
         "penalty weight λ (qGOFT only), the learning rate, the steps and the seed.",
         "target": "train-controls",
     },
     {
-        "title": "4. Press Train",
+        "title": "3. Press Train",
         "text": "Press ▶ Train to start the run (the first one may take a moment to load the "
         "model). Pause stops it, Step +1 trains one step, Reset goes back to step 0 with the same "
         "seed, New seed draws another. The status line below says where the run is, and the "
@@ -233,7 +227,7 @@ TOUR_STEPS: list[dict[str, str]] = [
         "target": "transport",
     },
     {
-        "title": "5. Where did the angles go?",
+        "title": "4. Where did the angles go?",
         "text": "Each cell is one rotation angle of one layer, coloured by sign and size (see "
         "the colour bar). ±180° is a half-turn, an ordinary rotation for the default plain "
         "angles; an angle far past it is wrapped (θ ± 360° is the same rotation) and means the "
@@ -241,11 +235,17 @@ TOUR_STEPS: list[dict[str, str]] = [
         "target": "angle-heatmap",
     },
     {
-        "title": "6. Is the geometry kept?",
+        "title": "5. Is the geometry kept?",
         "text": "Hyperspherical-energy drift stays at zero for strict GOFT and moves for qGOFT "
         "and LoRA. qGOFT's penalty λ only makes each block's columns perpendicular; their free "
         "lengths still move the energy.",
         "target": "energy-plot",
+    },
+    {
+        "title": "6. Watch finished runs: Lessons",
+        "text": "Lessons replay two real training runs side by side, instantly, no waiting: strict "
+        "vs quasi, what λ does and does not do, a learning rate that is too high, GOFT vs LoRA.",
+        "target": "lessons-tab",
     },
     {
         "title": "7. Compare methods side by side",

@@ -18,7 +18,7 @@ from ui.context import AppContext
 TOUR_PANELS: dict[str, tuple[str, str]] = {
     "playground-tab": ("playground-tab", "the Givens playground tab"),
     "lessons-tab": ("lessons-tab", "the Lessons tab"),
-    "train-controls": ("train-tab", "Train tab: the Settings column (method, scaling, λ, learning rate, "
+    "train-controls": ("train-tab", "Train tab: the run settings (method, scaling, λ, learning rate, "
                                     "steps, seed)"),
     "transport": ("train-tab", "Train tab: the ▶ Train / Pause / Step +1 / Reset / New seed buttons"),
     "status": ("train-tab", "Train tab: the status line"),
