@@ -288,3 +288,11 @@ def test_no_import_cycle(folder):
     assert not unknown, "new import cycles: " + "; ".join(unknown)
     if cycles:
         pytest.xfail("known import cycles, being fixed by their owners: " + "; ".join(text))
+
+
+def test_every_public_name_resolves_and_import_is_light():
+    """`qgoft_core`'s names load their module on first use; `import qgoft_core` alone loads no torch."""
+    code = ("import sys, qgoft_core; assert 'torch' not in sys.modules, 'torch loaded by import qgoft_core'; "
+            "missing = [n for n in qgoft_core.__all__ if getattr(qgoft_core, n, None) is None]; "
+            "assert not missing, missing; from qgoft_core import *; GivensTree, QGOFTConfig, load_adapter")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=300)
