@@ -2,7 +2,8 @@
 
 In the browser: moving an angle slider moves the neurons (the plotly data
 changes) while the energy readout stays the same; the LoRA-like update changes
-it; "Play the tree levels" steps through the levels.
+it; "Play the tree levels" steps through the levels; qGOFT's column lengths move
+the energy while ⟨α, β⟩ and the penalty read 0.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from tests.browser_utils import (browser_page, build_test_app, launched, plot_svg, screenshot, wait_for_app,
                                  wait_until)
-from ui.playground_tab import angle_labels, on_d_change, play_levels, render
+from ui.playground_tab import angle_labels, on_d_change, on_kind_change, play_levels, render
 
 PLOT = "playground-plot"
 
@@ -42,6 +43,20 @@ def test_play_levels_yields_one_frame_per_level(monkeypatch):
                                       "Level 2 of 2 applied. Done."]
     lora = list(play_levels(2, 5, 30, 0, 0, "lora", 0.5, 0))
     assert len(lora) == 1 and "no tree levels" in lora[0][3]
+
+
+def test_column_lengths_move_the_energy_with_the_penalty_at_zero():
+    _, readout, explanation, _ = render(3, 6, 30, -45, 0, "quasi", 0.0, 0, 1.5, 1.0)
+    assert "energy changed" in readout and "although the penalty Σ⟨α, β⟩² is exactly 0" in readout
+    assert 'class="pg-penalty"' in readout and "yet the energy moves" in explanation
+    # d = 2, equal lengths: one common scale, the energy is kept although M is not orthogonal
+    _, readout, explanation, _ = render(2, 6, 30, 0, 0, "quasi", 0.0, 0, 1.5, 1.5)
+    assert "energy kept" in readout and "common scale" in readout
+    # the length sliders are live for the quasi-Givens kind only
+    assert [u["interactive"] for u in on_kind_change("quasi")[1:3]] == [True, True]
+    assert [u["interactive"] for u in on_kind_change("givens")[1:3]] == [False, False]
+    frames = list(play_levels(3, 5, 30, 40, 0, "quasi", 0.0, 0, 1.5, 1.5))
+    assert "exactly 0" in frames[-1][2]
 
 
 def test_bad_settings_give_a_message_not_a_crash():
@@ -115,3 +130,17 @@ def test_playground_in_the_browser():
         assert order == sorted(order)
         assert "energy changed" in page.locator("#playground-energy").inner_text()
         screenshot(page, "playground_quasi_levels", full_page=True)
+
+        # no shear, only a longer α: ⟨α, β⟩ and the penalty read 0, the energy still moves
+        _set_slider(page, "playground-strength", 0)
+        wait_until(lambda: page.locator("#playground-energy .pg-penalty").inner_text().strip() == "0", 15,
+                   message="the penalty to read 0")
+        assert "energy kept" in page.locator("#playground-energy").inner_text()  # unit lengths: strict
+        _set_slider(page, "playground-alpha-scale", 1.5)
+        wait_until(lambda: page.locator("#playground-energy .pg-alpha-norm").inner_text().strip() == "1.5", 15,
+                   message="‖α‖ to read 1.5")
+        energy = page.locator("#playground-energy").inner_text()
+        assert "energy changed" in energy and "exactly 0" in energy
+        assert page.locator("#playground-energy .pg-inner").inner_text().strip() == "0"
+        assert "yet the energy moves" in page.locator("#playground-explanation").inner_text()
+        screenshot(page, "playground_quasi_lengths", full_page=True)
