@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--scaling", choices=("none", "output", "input"), default="none",
                        help="GOFT/qGOFT scales: output (per neuron, keeps angles), input (the paper's GOFT*)")
     train.add_argument("--reg-lambda", type=float, default=0.01,
-                       help="qGOFT orthogonality penalty weight (default: 0.01)")
+                       help="qGOFT penalty weight λ on Σ<alpha, beta>² (perpendicular columns only; lengths free) "
+                            "(default: 0.01)")
     lrs = ", ".join(f"{m} {s.default_lr:g}" for m, s in METHOD_SPECS.items())
     train.add_argument("--lr", type=float, default=None, help=f"learning rate (default per method: {lrs})")
     train.add_argument("--steps", type=int, default=60, help="optimizer steps (default: 60)")

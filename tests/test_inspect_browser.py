@@ -108,7 +108,7 @@ def test_inspect_tab_in_the_browser(adapters):
         assert table.count("GOFT") == 4 and "⚠ 1 flag" in table
         assert "GOFT" in page.locator("#inspect-summary").inner_text()
         flags = page.locator("#inspect-flags").inner_text()
-        assert f"{SATURATED} of 19 rotation angles are saturated" in flags
+        assert f"{SATURATED} of 19 rotation angles are at a half-turn" in flags
         assert page.locator("#inspect-heatmap .heatmaplayer image").count() == 1  # the drawn heatmap
         assert not page.locator("#inspect-error").is_visible()
 

@@ -108,7 +108,7 @@ def test_angles_near_pi_and_untouched_layers_are_flagged(tiny_base, tmp_path):
     save_ours(tiny_base, tmp_path / "goft", edit=edit)
     report = inspect_adapter(tmp_path / "goft")
     assert len(report.flags) == 2
-    assert any(saturated in f and "4 of 31 rotation angles are saturated" in f for f in report.flags)
+    assert any(saturated in f and "4 of 31 rotation angles are at a half-turn" in f for f in report.flags)
     assert any(still in f and "never moved" in f for f in report.flags)
     assert SATURATION_FRACTION * 180 < max(r["max |angle| (deg)"] for r in report.layers) <= 180
 

@@ -82,10 +82,10 @@ def _entry(key: str, label: str, note: str, variant: bool = False, **overrides: 
 COMPARE_METHODS: dict[str, CompareMethod] = dict([
     _entry("goft", "GOFT", "strict Givens rotations: d - 1 angles per layer, exactly orthogonal",
            method="goft", lr=5e-3),
-    _entry("qgoft", "qGOFT", "quasi-Givens 2x2 blocks with a soft orthogonality penalty (lambda 0.01)",
+    _entry("qgoft", "qGOFT", "quasi-Givens 2x2 blocks with a soft penalty on <alpha, beta> (lambda 0.01; column lengths free)",
            method="qgoft", lr=1.5e-3, reg_lambda=0.01),
     _entry("qgoft_big_lambda", "qGOFT λ=1", "qGOFT with a 100x stronger penalty (lambda 1.0): "
-           "closer to strict GOFT", variant=True, method="qgoft", lr=1.5e-3, reg_lambda=1.0),
+           "straighter blocks, not closer to strict GOFT (column lengths stay free)", variant=True, method="qgoft", lr=1.5e-3, reg_lambda=1.0),
     _entry("lora", "LoRA", "PEFT LoRA, rank 8, alpha 16: a low-rank additive update",
            method="lora", lr=9e-4, lora_r=8),
     _entry("oft_neumann", "OFT (Neumann)", "PEFT OFT, block 32, Cayley transform approximated by a "

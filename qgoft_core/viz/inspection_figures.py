@@ -45,7 +45,7 @@ def angle_heatmap(report: Any, scale: str = "global") -> go.Figure:
 
 
 def angle_histogram(report: Any, bins: int = 72, saturation_fraction: float = DEFAULT_SATURATION) -> go.Figure:
-    """All layers' angles pooled, in fixed bins on [-180, 180] degrees, with the saturation lines."""
+    """All layers' angles pooled, in fixed bins on [-180, 180] degrees, with lines near a half-turn."""
     title = "Distribution of rotation angles, all layers"
     if not report.angles:
         return message_figure(title, f"{report.method_label} has no rotation angles.")
@@ -61,7 +61,7 @@ def angle_histogram(report: Any, bins: int = 72, saturation_fraction: float = DE
         fig.add_vline(x=x, line=dict(color=F.OUTLIER_COLOR, dash="dot", width=1))
     fig.update_xaxes(title_text="rotation angle (deg, fixed bins)", range=[-180, 180])
     fig.update_yaxes(title_text="angles (count)")
-    note = f"{values.size} angles in {len(report.angles)} layers; dotted lines: saturation at ±{limit:g} deg"
+    note = f"{values.size} angles in {len(report.angles)} layers; dotted lines: ±{limit:g} deg, near a half-turn (saturation only for the tanh form)"
     return _styled(fig, f"{title}<br><sup>{note}</sup>", 380)
 
 

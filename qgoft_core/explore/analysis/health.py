@@ -1,4 +1,4 @@
-"""Health flags of an adapted layer: saturated or still angles, lost orthogonality, odd scales, reflections.
+"""Health flags of an adapted layer: half-turn (tanh form: saturated) or still angles, lost orthogonality, odd scales, reflections.
 
 The thresholds are explicit constants so that the app and the docs can quote
 them (`threshold_text`).
@@ -17,15 +17,17 @@ SCALE_RANGE = (0.5, 2.0)  # a learned scale outside this range is an outlier
 SCALE_MEDIAN_FACTOR = 1.5  # ... and so is one more than 1.5x above (or below) the layer's median
 
 ORTH_DEV_MEANING = {
-    "goft": "a strict Givens rotation should be orthogonal to float error: the stored angles are broken",
-    "qgoft": "the quasi-Givens blocks have drifted away from rotations (a larger reg_lambda pulls them back)",
+    "goft": ("a strict Givens rotation is orthogonal to float error: with input scaling (GOFT*) the deviation "
+             "includes the scale diag(s) and is large by design; otherwise the stored angles are broken"),
+    "qgoft": ("the quasi-Givens blocks have drifted away from rotations (reg_lambda only pushes each block's "
+              "two columns to be perpendicular; no reg_lambda pulls back their free lengths)"),
     "oft": "the Cayley-Neumann series is no longer a good approximation (rotation too large for it)",
     "boft": "an exact Cayley rotation should be orthogonal to float error",
 }
 
 
 def threshold_text() -> str:
-    return (f"angles saturated when |θ| > {SATURATION_FRACTION:g}π; rotation never moved when every "
+    return (f"angles at a half-turn when the wrapped |θ| > {SATURATION_FRACTION:g}π (saturated only for the tanh form); rotation never moved when every "
             f"|θ| < {STILL_ANGLE:g} rad; orthogonality deviation > {ORTH_DEV_THRESHOLD:g} (normalised); "
             f"scales outside [{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}] or more than "
             f"{SCALE_MEDIAN_FACTOR:g}x from the layer's median; blocks with det < 0 (reflections)")
@@ -44,8 +46,10 @@ def health_flags(row: dict, angles: Optional[np.ndarray], scales: Optional[np.nd
         wrapped = np.abs(wrap_angles(angles))
         saturated = int((wrapped > SATURATION_FRACTION * math.pi).sum())
         if saturated:
-            flags.append(f"{where}: {saturated} of {wrapped.size} rotation angles are saturated near ±180° "
-                         f"(|θ| > {SATURATION_FRACTION * 180:g}°)")
+            flags.append(f"{where}: {saturated} of {wrapped.size} rotation angles are at a half-turn "
+                         f"(|θ| > {SATURATION_FRACTION * 180:g}° after wrapping): ordinary rotations for plain "
+                         "angles (θ ± 360° is the same rotation), often a too-high learning rate; only the tanh "
+                         "form (θ = π·tanh φ) saturates there")
         if float(wrapped.max()) < STILL_ANGLE:
             flags.append(f"{where}: the rotation never moved (every |θ| < {STILL_ANGLE:g} rad): untrained, "
                          "or no gradient reached this layer")

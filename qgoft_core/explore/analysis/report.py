@@ -24,7 +24,7 @@ COLUMN_NOTES = {
                          "OFT/BOFT: principal rotation angles (eigenvalue phases) of each block (BOFT: of "
                          "every butterfly factor)",
     "orth dev": "||M^T M - I||_F / sqrt(d) of the input-side operator M (W' = W M; for OFT/BOFT M is the "
-                "transpose of PEFT's rotation R, and its blocks give the same value)",
+                "transpose of PEFT's rotation R, and its blocks give the same value); with GOFT* input scaling it is of diag(s)·M, scale included",
     "scale min": "learned scales (GOFT/qGOFT scaling, BOFT boft_s); qGOFT without scaling: block singular values",
     "‖ΔW‖_F": "LoRA: Frobenius norm of the update s B A, s = lora_alpha / r (lora_alpha / sqrt(r) with rsLoRA)",
     "eff. rank": "LoRA: entropy effective rank exp(H(sigma / sum sigma)) of the update",
