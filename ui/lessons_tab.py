@@ -196,6 +196,8 @@ def summary_markdown(runs: tuple[PrecomputedRun, PrecomputedRun], index: int) ->
     return "\n".join(lines)
 
 
+# Process-wide on purpose: the shipped presets are read-only content, the same for every visitor and
+# every app in the process. Bounded by maxsize (64 frames of 9-10 figures); owned by this module.
 @lru_cache(maxsize=64)
 def render_frame(key: str, index: int) -> tuple:
     """Everything the tab shows for preset ``key`` at snapshot ``index`` (cached: presets never change)."""
