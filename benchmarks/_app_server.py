@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -31,6 +32,7 @@ SPACE_ID = "bench/qgoft"
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 TRAIN_API = "/train"
 TRAIN_PARAMS = ("model", "task", "method", "scaling", "layers", "lam", "lr", "batch_size", "steps", "seed")
+PLACE = re.compile(r"you are number (\d+)")  # the app's place-in-line message
 FULL_MARKERS = ("server is full", "queue is full")  # the app's ServerBusy text; Gradio's own queue limit
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the client side too
@@ -328,7 +330,7 @@ def stream_train(client, args: list[Any], deadline: float, started: Optional[flo
     """
     t0 = time.perf_counter() if started is None else started
     rec: dict[str, Any] = {"admitted": False, "refused": False, "waited": False, "max_place": 0,
-                           "t_first_update": None, "t_training": None, "t_first_step": None, "t_done": None,
+                           "t_first_update": None, "t_let_in": None, "t_first_step": None, "t_done": None,
                            "steps": 0, "target": None, "final_state": None, "message": "", "updates": 0,
                            "sec_per_step": None, "error": None, "timed_out": False}
     job = client.submit(*args, api_name=TRAIN_API)
@@ -351,10 +353,13 @@ def stream_train(client, args: list[Any], deadline: float, started: Optional[flo
             rec["final_state"], rec["message"] = state, message[:300]
             if state == "waiting":
                 rec["waited"] = True
+                place = PLACE.search(message)
+                if place:
+                    rec["max_place"] = max(rec["max_place"], int(place.group(1)))
             if state in ("preparing", "training", "done", "paused", "stopped"):
                 rec["admitted"] = True
-                if rec["t_training"] is None:
-                    rec["t_training"] = round(now, 3)
+                if rec["t_let_in"] is None:  # holds a training slot (after any wait in line)
+                    rec["t_let_in"] = round(now, 3)
             if state == "error" and is_refusal(message):
                 rec["refused"] = True
             step = int(info.get("step") or 0)
