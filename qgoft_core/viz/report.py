@@ -14,13 +14,12 @@ import csv
 import html
 import io
 import json
-import math
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
-from qgoft_core.explore.history import FLOAT32_DIGITS, events_of, json_safe, round_float
+from qgoft_core.explore.history import FLOAT32_DIGITS, events_of, finite_or_none, json_safe, round_float
 from qgoft_core.explore.registry import method_label, method_spec
 from qgoft_core.viz import figures as F
 
@@ -107,8 +106,8 @@ def _worst_layer(snapshot: dict, key: str) -> Optional[str]:
     """The layer with the largest finite |value| of a scalar metric, for highlighting."""
     best, best_value = None, -1.0
     for name, layer in snapshot["layers"].items():
-        value = layer.get(key)
-        if value is not None and math.isfinite(value) and abs(value) > best_value:
+        value = finite_or_none(layer.get(key))
+        if value is not None and abs(value) > best_value:
             best, best_value = name, abs(value)
     return best
 

@@ -74,12 +74,12 @@ def short_layer_name(name: str) -> str:
 
 def method_color(method: str) -> str | None:
     """The fixed colour of an adapter method ("qGOFT", "LoRA", "full FT", ...), or None."""
-    def plain(text: str) -> str:
+    def folded(text: str) -> str:
         return "".join(ch for ch in text.lower() if ch.isalnum())
 
-    key = plain(method)
+    key = folded(method)
     for spec in METHOD_SPECS.values():
-        if key in (spec.key, plain(spec.short), plain(spec.label)):
+        if key in (spec.key, folded(spec.short), folded(spec.label)):
             return spec.color
     return None
 
