@@ -16,6 +16,7 @@ import math
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -190,6 +191,9 @@ class AppServer:
         self.timeout = timeout
         self.process: Optional[subprocess.Popen] = None
         self.log_path = Path(tempfile.mkstemp(prefix="qgoft-bench-app-", suffix=".log")[1])
+        # Gradio's upload/cache folder of this server alone: its size is measured, and it is removed at the end.
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="qgoft-bench-gradio-"))
+        self.env.setdefault("GRADIO_TEMP_DIR", str(self.temp_dir))
         self.ready_seconds: Optional[float] = None
 
     @property
@@ -199,7 +203,7 @@ class AppServer:
 
     def shown_env(self) -> dict[str, str]:
         keys = ("SYSTEM", "SPACE_ID", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "HF_HUB_OFFLINE",
-                "TRANSFORMERS_OFFLINE", "GRADIO_ANALYTICS_ENABLED")
+                "TRANSFORMERS_OFFLINE", "GRADIO_ANALYTICS_ENABLED", "GRADIO_TEMP_DIR")
         extra = [k for k in self.env if k.startswith(("QGOFT_", "GRADIO_HEARTBEAT", "CPU_CORES"))]
         return {k: self.env[k] for k in (*keys, *extra) if k in self.env}
 
@@ -254,12 +258,24 @@ class AppServer:
             raise
         return self
 
+    def temp_dir_mb(self) -> float:
+        """Disk used by Gradio's upload/cache folder of this server (uploaded files stay there)."""
+        total = 0
+        for path in self.temp_dir.rglob("*"):
+            try:
+                if path.is_file():
+                    total += path.stat().st_size
+            except OSError:
+                pass
+        return total / (1024.0 * 1024.0)
+
     def __exit__(self, *exc) -> None:
         self.stop()
         try:
             self.log_path.unlink()
         except OSError:
             pass
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 # -- visitors -----------------------------------------------------------------------------------
