@@ -130,10 +130,11 @@ def test_qgoft_reflections_scales_and_orthogonality_are_flagged(tiny_base, tmp_p
     assert rows[reflected]["reflections"] == 1
     assert any(reflected in f and "reflections (det < 0)" in f for f in report.flags)
     assert any(stretched in f and "scales are outliers" in f for f in report.flags)
-    assert any(stretched in f and "orthogonality deviation" in f for f in report.flags)
+    # qGOFT is quasi-orthogonal by design: its deviation is reported (table, a note), never flagged
+    assert not any("orthogonality deviation" in f for f in report.flags)
     assert rows[stretched]["orth dev"] > ORTH_DEV_THRESHOLD
-    quiet = [r for r in report.layers if r["module"] not in (reflected, stretched)]
-    assert all(r["orth dev"] < ORTH_DEV_THRESHOLD for r in quiet)
+    assert any("orthogonality:" in n and "reported, not flagged" in n for n in report.notes)
+    assert "orthogonal" not in report.checks_ran and "reflections" in report.checks_ran
 
 
 # -- PEFT adapters ---------------------------------------------------------------------

@@ -17,12 +17,32 @@ point), ours / peft_lora / peft_oft / peft_boft (one kind of adapter each),
 health (flags and thresholds), rows (the per-layer table), with_base (the
 comparison with the base model). Figures: qgoft_core.viz.inspection_figures.
 """
-from qgoft_core.explore.analysis.health import (ORTH_DEV_THRESHOLD, SATURATION_FRACTION, SCALE_MEDIAN_FACTOR,
-                                                SCALE_RANGE, STILL_ANGLE, threshold_text)
-from qgoft_core.explore.analysis.inspector import inspect_adapter
-from qgoft_core.explore.analysis.report import COLUMN_NOTES, COLUMNS, AdapterReport, InspectionError, LazySpectra
-from qgoft_core.io.safe_files import CONFIG_NAME, PICKLE_SUFFIXES, WEIGHTS_NAME
+from __future__ import annotations
 
-__all__ = ["inspect_adapter", "InspectionError", "AdapterReport", "LazySpectra", "COLUMNS", "COLUMN_NOTES",
-           "CONFIG_NAME", "WEIGHTS_NAME", "PICKLE_SUFFIXES", "SATURATION_FRACTION", "STILL_ANGLE",
-           "ORTH_DEV_THRESHOLD", "SCALE_RANGE", "SCALE_MEDIAN_FACTOR", "threshold_text"]
+import importlib
+from typing import Any
+
+# Public names load their module on first use: the health thresholds (numpy only) can be
+# imported by the figures without bringing in torch or the readers.
+_WHERE = {
+    "inspect_adapter": "inspector",
+    "InspectionError": "report", "AdapterReport": "report", "LazySpectra": "report", "COLUMNS": "report",
+    "COLUMN_NOTES": "report",
+    "SATURATION_FRACTION": "health", "STILL_ANGLE": "health", "ORTH_TOLERANCE": "health",
+    "ORTH_DEV_THRESHOLD": "health", "SCALE_RANGE": "health", "SCALE_MEDIAN_FACTOR": "health",
+    "LORA_UPDATE_RATIO": "health", "threshold_text": "health", "checks_for": "health",
+}
+_SAFE_FILES = ("CONFIG_NAME", "WEIGHTS_NAME", "PICKLE_SUFFIXES")
+
+__all__ = sorted([*_WHERE, *_SAFE_FILES])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    elif name in _SAFE_FILES:
+        value = getattr(importlib.import_module("qgoft_core.io.safe_files"), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value

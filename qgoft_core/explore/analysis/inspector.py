@@ -18,13 +18,13 @@ from typing import Any, Union
 
 import torch
 
-from qgoft_core.explore.analysis.health import health_flags
+from qgoft_core.explore.analysis.health import CHECKS, checks_for, health_flags
 from qgoft_core.explore.analysis.ours import OUR_FORMAT, analyse_ours
 from qgoft_core.explore.analysis.peft_boft import analyse_boft
 from qgoft_core.explore.analysis.peft_lora import analyse_lora
 from qgoft_core.explore.analysis.peft_oft import analyse_oft
 from qgoft_core.explore.analysis.report import AdapterReport, InspectionError
-from qgoft_core.explore.analysis.rows import sort_layers
+from qgoft_core.explore.analysis.rows import display_names, sort_layers
 from qgoft_core.explore.registry import PEFT_TYPES, method_label
 from qgoft_core.io import safe_files
 from qgoft_core.io.safe_files import CONFIG_NAME
@@ -32,7 +32,7 @@ from qgoft_core.io.safe_files import CONFIG_NAME
 ANALYSERS = {"goft": analyse_ours, "qgoft": analyse_ours, "lora": analyse_lora, "oft": analyse_oft,
              "boft": analyse_boft}
 DEFAULT_MAX_BYTES = safe_files.DEFAULT_MAX_BYTES
-ROW_WORK_KEYS = ("_flags", "_block")  # kept on a row while it is built, removed from the report
+ROW_WORK_KEYS = ("_flags", "_block", "_broken", "_rotation_dev", "_b_zero")  # kept on a row while it is built, removed from the report
 
 
 @contextmanager
@@ -82,11 +82,22 @@ def inspect_adapter(path: Union[str, os.PathLike], base_model: Any = None,
             from qgoft_core.explore.analysis.with_base import compare_with_base
 
             compare_with_base(report, config, tensors, folder, weights, base_model)
-        report.flags = [flag for row in report.layers for flag in row["_flags"]]
+        else:
+            report.checks_skipped.update({k: "needs the base model" for k in report.checks_ran
+                                          if CHECKS[k].needs_base})
+        report.checks_ran = [k for k in report.checks_ran if k not in report.checks_skipped]
+        finish_flags(report)
         for row in report.layers:
             for key in ROW_WORK_KEYS:
                 row.pop(key, None)
         return report
+
+
+def finish_flags(report: AdapterReport) -> None:
+    """Every flag named by its layer's displayed name and module path, per layer and in one list."""
+    report.layer_flags = {row["module"]: [f"{row['layer']} ({row['module']}): {text}" for text in row["_flags"]]
+                          for row in report.layers}
+    report.flags = [flag for flags in report.layer_flags.values() for flag in flags]
 
 
 def method_of(config: dict) -> str:
@@ -120,6 +131,27 @@ def analyse(config: dict, tensors: dict[str, torch.Tensor]) -> AdapterReport:
         raise InspectionError(f"the weights file holds no {report.method_label} tensors "
                               f"(keys look like {sorted(tensors)[:2]}); is the config's method right?")
     report.adapter_params = report.num_params - report.saved_params
+    names = display_names([row["module"] for row in report.layers])
     for row in report.layers:
-        health_flags(row, report.angles.get(row["module"]), report.scales.get(row["module"]), method)
+        row["layer"] = names[row["module"]]
+    checks = checks_for(method, config.get("angle_param"))
+    report.checks_ran = list(checks)
+    neumann = method == "oft" and bool(config.get("use_cayley_neumann", True))
+    for row in report.layers:
+        health_flags(row, report.angles.get(row["module"]), report.scales.get(row["module"]), method, checks,
+                     neumann=neumann, rotation_dev=row.get("_rotation_dev"))
+    if method == "lora":
+        from qgoft_core.explore.analysis.health import lora_flags
+        for row in report.layers:
+            lora_flags(row, bool(row.get("_b_zero")), checks)
+    if method == "qgoft":
+        from qgoft_core.explore.analysis.health import ORTH_TOLERANCE
+        devs = [(row["orth dev"], row["layer"]) for row in report.layers if row.get("orth dev") is not None]
+        beyond = [d for d in devs if d[0] > ORTH_TOLERANCE]
+        if devs:
+            worst = max(devs)
+            report.notes.append(
+                f"orthogonality: {len(beyond)} of {len(devs)} layers are beyond the tolerance {ORTH_TOLERANCE:g} "
+                f"(largest {worst[0]:.3g}, {worst[1]}); qGOFT is quasi-orthogonal by design (reg_lambda keeps "
+                "each block's columns perpendicular, not their lengths), so this is reported, not flagged")
     return report

@@ -59,4 +59,7 @@ def analyse_ours(report: AdapterReport, config: dict, tensors: dict) -> None:
         scale_stats(row, scales)
         # The same operator the training snapshots measure: diag(s_in) M.
         with torch.no_grad():
-            row["orth dev"] = GivensTree(d).gram_deviation(table, scale_in) / math.sqrt(d)
+            tree = GivensTree(d)
+            row["orth dev"] = tree.gram_deviation(table, scale_in) / math.sqrt(d)
+            if scale_in is not None:  # GOFT*: the health check asks whether the rotation alone is one
+                row["_rotation_dev"] = tree.gram_deviation(table) / math.sqrt(d)

@@ -76,6 +76,4 @@ def analyse_lora(report: AdapterReport, config: dict, tensors: dict) -> None:
         sv = update_singular_values(a, b, lora_scaling(config, name, r))
         row["‖ΔW‖_F"] = float(sv.norm())
         row["eff. rank"] = effective_rank(sv)
-        if row["eff. rank"] == 0.0:
-            row["_flags"].append(f"{row['layer']} ({name}): the LoRA update is exactly zero; this layer never "
-                                 "moved (untrained, or no gradient reached it)")
+        row["_b_zero"] = not bool(b.any())  # flagged with LoRA's other checks (health.lora_flags)

@@ -12,21 +12,22 @@ from typing import Optional
 import numpy as np
 import torch
 
-from qgoft_core.explore.analysis.health import SATURATION_FRACTION, threshold_text
+from qgoft_core.explore.analysis.health import checks_summary
 from qgoft_core.explore.registry import method_label
 
 COLUMNS = ["layer", "module", "kind", "d", "n/r", "params", "max |angle| (deg)", "mean |angle| (deg)",
-           "orth dev", "scale min", "scale max", "reflections", "‖ΔW‖_F", "eff. rank", "HE drift",
+           "orth dev", "scale min", "scale max", "reflections", "‖ΔW‖_F", "‖ΔW‖/‖W‖", "eff. rank", "HE drift",
            "norm ratio min", "norm ratio max"]
 COLUMN_NOTES = {
     "n/r": "n (out features) for GOFT/qGOFT/BOFT, rank r for LoRA, number of blocks for OFT",
     "max |angle| (deg)": "GOFT: Givens angles; qGOFT: angle of each block's polar rotation factor; "
                          "OFT/BOFT: principal rotation angles (eigenvalue phases) of each block (BOFT: of "
                          "every butterfly factor)",
-    "orth dev": "||M^T M - I||_F / sqrt(d) of the input-side operator M (W' = W M; for OFT/BOFT M is the "
+    "orth dev": "||M^T M - I||_F / sqrt(d) (orthogonal up to 1e-5, the one tolerance of Train and Inspect) of the input-side operator M (W' = W M; for OFT/BOFT M is the "
                 "transpose of PEFT's rotation R, and its blocks give the same value); with GOFT* input scaling it is of diag(s)·M, scale included",
     "scale min": "learned scales (GOFT/qGOFT scaling, BOFT boft_s); qGOFT without scaling: block singular values",
     "‖ΔW‖_F": "LoRA: Frobenius norm of the update s B A, s = lora_alpha / r (lora_alpha / sqrt(r) with rsLoRA)",
+    "‖ΔW‖/‖W‖": "‖W′ − W‖_F / ‖W‖_F: the size of the change next to the pretrained weight (needs the base)",
     "eff. rank": "LoRA: entropy effective rank exp(H(sigma / sum sigma)) of the update",
     "HE drift": "relative change of hyperspherical energy of the neurons, W' vs W (needs the base)",
 }
@@ -73,6 +74,9 @@ class AdapterReport:
     num_params: int  # every number in the adapter file (adapter tensors + saved modules)
     layers: list[dict]  # one row per adapted layer, keys in COLUMNS
     flags: list[str]  # health problems, one sentence each, naming the layer
+    layer_flags: dict[str, list[str]] = field(default_factory=dict)  # {module: its flags}
+    checks_ran: list[str] = field(default_factory=list)  # keys of health.CHECKS that were applied
+    checks_skipped: dict[str, str] = field(default_factory=dict)  # {check key: why it did not run}
     angles: dict[str, np.ndarray] = field(default_factory=dict)  # radians, for heatmap/histogram
     norm_ratios: dict[str, np.ndarray] = field(default_factory=dict)  # with the base only
     spectra: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=LazySpectra)  # (W, W') SVs
@@ -96,6 +100,15 @@ class AdapterReport:
         """GOFT/qGOFT angles carry a sign; OFT/BOFT principal angles are magnitudes."""
         return self.method in ("goft", "qgoft")
 
+    def layer_name(self, module: str) -> str:
+        """The one displayed name of a layer (table, flags, dropdowns, figures); the module path otherwise."""
+        return next((r["layer"] for r in self.layers if r["module"] == module), module)
+
+    @property
+    def checks_text(self) -> str:
+        """Which health checks ran and which did not (never 'healthy' when none ran)."""
+        return checks_summary(self.checks_ran, self.checks_skipped)
+
     def summary_rows(self) -> list[dict]:
         rows = [
             ("source", self.source),
@@ -106,6 +119,7 @@ class AdapterReport:
             ("adapted layers", len(self.layers)),
             ("parameters", f"{self.num_params:,} ({self.adapter_params:,} adapter + "
                            f"{self.saved_params:,} in saved modules)"),
+            ("health checks", self.checks_text),
         ]
         return [{"item": k, "value": v} for k, v in rows]
 
@@ -136,7 +150,7 @@ class AdapterReport:
             lines.append(f"Health flags ({len(self.flags)}):")
             lines += [f"  ! {flag}" for flag in self.flags]
         else:
-            lines.append("Health flags: none (thresholds: " + threshold_text() + ")")
+            lines.append("Health flags: none raised (" + self.checks_text + ")")
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines) + "\n"
 

