@@ -44,7 +44,8 @@ def build_app(ctx: AppContext | None = None) -> gr.Blocks:
     with gr.Blocks(title="qGOFT Explorer") as blocks:
         ctx.demo = blocks
         gr.Markdown("# qGOFT Explorer\nFine-tune a real pretrained model with orthogonal (Givens) rotations "
-                    "and watch, live, what the rotations do to it.")
+                    "and watch, live, what the rotations do to it. New here? **Lessons** replay finished runs "
+                    "instantly, **Learn** has a guided tour, or just press **▶ Train** below.")
         with gr.Tabs(elem_id="tabs") as tabs:
             ctx.tabs = tabs
             for label, key, build in TABS:

@@ -105,16 +105,19 @@ def settings_panel(registry: RunRegistry, max_steps: int) -> SettingsPanel:
             upload_status = gr.Markdown(elem_id="upload-status")
         method = gr.Dropdown(choices=[(s.label, m) for m, s in METHOD_SPECS.items()], value="qgoft",
                              label="Method", elem_id="method",
-                             info="GOFT: exact Givens rotations. qGOFT: quasi-Givens blocks kept near-"
-                                  "orthogonal by a penalty. The rest are baselines to compare.")
+                             info="GOFT: exact Givens rotations. qGOFT: free 2×2 blocks; a penalty makes each "
+                                  "block's two columns perpendicular, their lengths stay free. The rest are "
+                                  "baselines to compare.")
         scaling = gr.Radio(choices=SCALING_CHOICES, value="none", label="Scaling", elem_id="scaling",
-                           info="GOFT / qGOFT only: learned scales on top of the rotation.")
+                           info="GOFT / qGOFT only: learned scales on top of the rotation. Output scales keep the "
+                                "energy; input scales (GOFT*) change it and count in the orthogonality deviation.")
         layers = gr.Radio(choices=LAYER_CHOICES, value="all", label="Target layers", elem_id="layers",
                           info="Which linear layers of every block get an adapter.")
-        lam = gr.Number(value=0.01, minimum=0, maximum=10, step=0.01, label="λ (orthogonality penalty)",
+        lam = gr.Number(value=0.01, minimum=0, maximum=10, step=0.01, label="λ (qGOFT penalty on ⟨α,β⟩)",
                         elem_id="lam",
-                        info="qGOFT only: weight of λ·Σ⟨α,β⟩², which keeps the blocks near-orthogonal; "
-                             "acts at once, even while training.")
+                        info="qGOFT only: weight of λ·Σ⟨α,β⟩², which pushes each block's two columns towards "
+                             "perpendicular; their lengths stay free, so it keeps neither the operator orthogonal "
+                             "nor the energy fixed. Acts at once, even while training.")
         lr = gr.Number(value=METHOD_SPECS["qgoft"].default_lr, minimum=1e-6, maximum=1.0, step=0.0005,
                        label="Learning rate", elem_id="lr",
                        info="AdamW step size (warm-up over the first 5 steps); acts at once, "
