@@ -7,7 +7,10 @@ measuring and ``qgoft_core.viz.inspection_figures`` draws the figures; this
 module checks the upload (names, sizes), stages the files and shows the
 report: summary, health flags, a sortable per-layer table, the angle heatmap
 and histogram, norm changes and, with the base model, the spectra.
-Two adapters can be inspected side by side (A and B). Anything malformed shows
+Two adapters can be inspected side by side (A and B), laid out one row per
+section so that each section starts at the same height in both columns; the
+flags sit in a closed accordion whose label counts them, and the angle
+histograms and norm charts share their axis ranges. Anything malformed shows
 a message naming the problem; the other side and the rest of the app are
 untouched.
 """
@@ -89,35 +92,52 @@ def stage_upload(files: list[str] | str | None, workdir: Path, max_mb: float) ->
 
 
 def _layer_flag_counts(report: AdapterReport) -> list[int]:
-    # the inspector names a layer in its flags as "<layer> (<module>): ..."
-    return [sum(flag.startswith(f"{row['layer']} ({row['module']})") for flag in report.flags)
-            for row in report.layers]
+    return [len(report.layer_flags.get(row["module"], [])) for row in report.layers]
 
 
 def layer_table(report: AdapterReport) -> pd.DataFrame:
-    """Per-layer rows (columns that have any value), with a health column first after the name."""
-    # the short layer name first and the long module path last, so the numbers fit on screen
+    """Per-layer rows (columns that have any value), with a health column first after the name.
+
+    "layer" is the report's one displayed name (the same in the flags, the
+    spectrum's dropdown and the figures); the full module path is the last column.
+    """
     columns = [c for c in COLUMNS if c != "module" and any(r.get(c) is not None for r in report.layers)]
     columns.append("module")
     frame = pd.DataFrame([{c: r.get(c) for c in columns} for r in report.layers], columns=columns)
     counts = _layer_flag_counts(report)
-    frame.insert(1, "health", ["ok" if n == 0 else f"⚠ {n} flag{'s' if n > 1 else ''}" for n in counts])
+    checked = bool(report.checks_ran)
+    frame.insert(1, "health", [("ok" if checked else "not checked") if n == 0 else
+                               f"⚠ {n} flag{'s' if n > 1 else ''}" for n in counts])
     # 4 significant digits, still numbers (so columns sort numerically); 1e-7 must not round to 0
     return frame.map(lambda v: float(f"{v:.4g}") if isinstance(v, float) else v)
 
 
 def summary_markdown(report: AdapterReport) -> str:
     lines = ["| property | value |", "| --- | --- |"]
-    lines += [f"| {row['item']} | {str(row['value']).replace('|', '/')} |" for row in report.summary_rows()]
-    lines += [f"\n*Note:* {note}" for note in report.notes]
+    lines += [f"| {row['item']} | {str(row['value']).replace('|', '/')} |" for row in report.summary_rows()
+              if row["item"] != "health checks"]
     return "\n".join(lines)
 
 
+def flags_label(report: AdapterReport) -> str:
+    """The flags accordion's label: the count, or that nothing was checked."""
+    if not report.checks_ran:
+        return "Health flags: no check applies (nothing was checked)"
+    n = len(report.flags)
+    return f"Health flags ({n})" + (" ⚠" if n else ": none raised")
+
+
 def flags_markdown(report: AdapterReport) -> str:
-    if not report.flags:
-        return f"**Health flags: none.** Checked: {threshold_text()}."
-    items = "\n".join(f"- ⚠ {flag}" for flag in report.flags)
-    return f"**Health flags ({len(report.flags)}):**\n{items}"
+    """The flags, then which checks ran (and which did not), then the report's notes."""
+    if report.flags:
+        text = f"**Health flags ({len(report.flags)}):**\n" + "\n".join(f"- ⚠ {flag}" for flag in report.flags)
+    elif report.checks_ran:
+        text = "**Health flags: none raised** by the checks that ran."
+    else:
+        text = "**No health check applies to this adapter**: nothing was checked, so this says nothing about its health."
+    text += f"\n\n*{report.checks_text[0].upper() + report.checks_text[1:]}.* Rules: {threshold_text(report.method)}."
+    text += "".join(f"\n\n*Note:* {note}" for note in report.notes)
+    return text
 
 
 def run_inspection(files: Any, base_choice: str, max_mb: float) -> AdapterReport:
@@ -132,37 +152,58 @@ def run_inspection(files: Any, base_choice: str, max_mb: float) -> AdapterReport
 
 
 class _Side:
-    """The components of one column (A or B)."""
+    """The components of one column (A or B); `build_inspect_tab` lays them out row by row."""
 
     def __init__(self, label: str, suffix: str):
-        gr.Markdown(f"### Adapter {label}")
-        self.upload = gr.File(file_count="multiple", file_types=[".zip", ".json", ".safetensors"],
-                              type="filepath", label=f"adapter {label}: a .zip of the folder, or "
-                              f"{CONFIG_NAME} + {WEIGHTS_NAME}", elem_id=f"inspect-upload{suffix}")
-        self.error = gr.HTML(visible=False, elem_id=f"inspect-error{suffix}")
-        with gr.Column(visible=False) as self.results:
-            self.summary = gr.Markdown(elem_id=f"inspect-summary{suffix}")
-            self.flags = gr.Markdown(elem_id=f"inspect-flags{suffix}")
-            self.table = gr.Dataframe(interactive=False, max_height=420, show_search="filter",
-                                      label="per-layer table (click a column header to sort)",
-                                      elem_id=f"inspect-table{suffix}")
-            self.missing = gr.Markdown(elem_id=f"inspect-missing{suffix}")
-            self.heat_scale = gr.Radio([("one colour scale for all layers", "global"),
-                                        ("each layer on its own scale", "layer")], value="global",
-                                       label="angle heatmap colours", elem_id=f"inspect-heat-scale{suffix}")
-            self.heatmap = gr.Plot(show_label=False, elem_id=f"inspect-heatmap{suffix}")
-            self.histogram = gr.Plot(show_label=False, elem_id=f"inspect-histogram{suffix}")
-            self.norms = gr.Plot(show_label=False, elem_id=f"inspect-norms{suffix}")
-            self.spectrum_layer = gr.Dropdown(choices=[], label="layer for the spectrum", visible=False,
-                                              interactive=True, elem_id=f"inspect-spectrum-layer{suffix}")
-            self.spectrum = gr.Plot(show_label=False, elem_id=f"inspect-spectrum{suffix}")
+        self.label, self.suffix = label, suffix
         self.report = gr.State(None)
+
+    def header(self) -> None:
+        gr.Markdown(f"### Adapter {self.label}")
+        self.upload = gr.File(file_count="multiple", file_types=[".zip", ".json", ".safetensors"],
+                              type="filepath", label=f"adapter {self.label}: a .zip of the folder, or "
+                              f"{CONFIG_NAME} + {WEIGHTS_NAME}", elem_id=f"inspect-upload{self.suffix}")
+        self.error = gr.HTML(visible=False, elem_id=f"inspect-error{self.suffix}")
+
+    def section(self, key: str) -> None:
+        """One section of this column (the other column has the same one in the same row)."""
+        s = self.suffix
+        if key == "summary":
+            self.summary = gr.Markdown(visible=False, elem_id=f"inspect-summary{s}")
+        elif key == "flags":
+            with gr.Accordion("Health flags", open=False, visible=False,
+                              elem_id=f"inspect-flags-box{s}") as self.flags_box:
+                self.flags = gr.Markdown(elem_id=f"inspect-flags{s}")
+        elif key == "table":
+            self.table = gr.Dataframe(interactive=False, max_height=420, show_search="filter", visible=False,
+                                      label="per-layer table (click a column header to sort)",
+                                      elem_id=f"inspect-table{s}")
+            self.missing = gr.Markdown(elem_id=f"inspect-missing{s}")
+        elif key == "heatmap":
+            self.heat_scale = gr.Radio([("one colour scale for all layers", "global"),
+                                        ("each layer on its own scale", "layer")], value="global", visible=False,
+                                       label="angle heatmap colours", elem_id=f"inspect-heat-scale{s}")
+            self.heatmap = gr.Plot(show_label=False, visible=False, elem_id=f"inspect-heatmap{s}")
+        elif key == "histogram":
+            self.histogram = gr.Plot(show_label=False, visible=False, elem_id=f"inspect-histogram{s}")
+        elif key == "norms":
+            self.norms = gr.Plot(show_label=False, visible=False, elem_id=f"inspect-norms{s}")
+        elif key == "spectrum":
+            self.spectrum_layer = gr.Dropdown(choices=[], label="layer for the spectrum", visible=False,
+                                              interactive=True, elem_id=f"inspect-spectrum-layer{s}")
+            self.spectrum = gr.Plot(show_label=False, visible=False, elem_id=f"inspect-spectrum{s}")
 
     @property
     def outputs(self) -> list:
-        return [self.error, self.results, self.summary, self.flags, self.table, self.missing,
-                self.heat_scale, self.heatmap,
-                self.histogram, self.norms, self.spectrum_layer, self.spectrum, self.report]
+        return [self.error, self.summary, self.flags_box, self.flags, self.table, self.missing,
+                self.heat_scale, self.spectrum_layer, self.report]
+
+    @property
+    def figures(self) -> list:
+        return [self.heatmap, self.histogram, self.norms, self.spectrum]
+
+
+SECTIONS = ("summary", "flags", "table", "heatmap", "histogram", "norms", "spectrum")
 
 
 def error_html(message: str) -> str:
@@ -174,10 +215,11 @@ def error_html(message: str) -> str:
 def _cleared(side: _Side, message: str | None) -> dict:
     """No results; an error message when there is one."""
     return {side.error: gr.update(value=error_html(message) if message else "", visible=message is not None),
-            side.results: gr.update(visible=False), side.summary: "", side.flags: "", side.table: None,
-            side.heatmap: None, side.histogram: None, side.norms: None,
-            side.spectrum_layer: gr.update(choices=[], value=None, visible=False), side.spectrum: None,
-            side.report: None}
+            side.summary: gr.update(value="", visible=False),
+            side.flags_box: gr.update(visible=False, open=False), side.flags: "",
+            side.table: gr.update(value=None, visible=False), side.missing: "",
+            side.heat_scale: gr.update(visible=False),
+            side.spectrum_layer: gr.update(choices=[], value=None, visible=False), side.report: None}
 
 
 def missing_views(report: AdapterReport) -> str:
@@ -192,24 +234,61 @@ def missing_views(report: AdapterReport) -> str:
     return "\n\n".join(f"*{m}*" for m in missing)
 
 
+def spectrum_choices(report: AdapterReport) -> list[tuple[str, str]]:
+    """(displayed name, module path) per layer with a spectrum: named as in the table."""
+    return [(report.layer_name(name), name) for name in report.spectra]
+
+
+def module_info(report: AdapterReport | None, module: str | None) -> str:
+    return f"module: {module}" if report is not None and module else ""
+
+
 def _filled(side: _Side, report: AdapterReport) -> dict:
-    figs = IF.report_figures(report, saturation_fraction=SATURATION_FRACTION)
-    layers = [(name.split("backbone.")[-1], name) for name in report.spectra]
-    angles = bool(report.angles)
-    return {side.error: gr.update(value="", visible=False), side.results: gr.update(visible=True),
-            side.summary: summary_markdown(report), side.flags: flags_markdown(report),
-            side.table: layer_table(report), side.missing: missing_views(report),
-            side.heat_scale: gr.update(value="global", visible=angles),
-            side.heatmap: gr.update(value=figs["angle_heatmap"], visible=angles),
-            side.histogram: gr.update(value=figs["angle_histogram"], visible=angles),
-            side.norms: gr.update(value=figs["norm_changes"],
-                                  visible=bool(report.norm_ratios or report.scales)),
-            side.spectrum_layer: gr.update(choices=layers, value=report.spectrum_layer(),
-                                           visible=bool(layers)),
-            side.spectrum: gr.update(value=figs["spectrum"], visible=bool(layers)), side.report: report}
+    layer = report.spectrum_layer()
+    return {side.error: gr.update(value="", visible=False),
+            side.summary: gr.update(value=summary_markdown(report), visible=True),
+            side.flags_box: gr.update(label=flags_label(report), visible=True, open=False),
+            side.flags: flags_markdown(report),
+            side.table: gr.update(value=layer_table(report), visible=True), side.missing: missing_views(report),
+            side.heat_scale: gr.update(value="global", visible=True),
+            side.spectrum_layer: gr.update(choices=spectrum_choices(report), value=layer,
+                                           info=module_info(report, layer), visible=bool(report.spectra)),
+            side.report: report}
 
 
-def _wire(side: _Side, base: gr.Radio, max_mb: float) -> None:
+def side_figures(reports: list[AdapterReport | None], scales: list[str], layers: list[str | None]) -> list:
+    """Both columns' figures, lined up: equal heights, and shared ranges for the histograms and norm charts.
+
+    A column without a report shows nothing; a section one adapter lacks shows
+    a placeholder of the same height that says why, so the sections stay aligned.
+    """
+    shown = [r for r in reports if r is not None]
+    height = max([IF.heatmap_height(r) for r in shown], default=300)
+    limit = IF.angle_limit(shown)
+    figures = []
+    for report, scale, layer in zip(reports, scales, layers):
+        if report is None:
+            figures.append(None)
+            continue
+        figures.append({
+            "heatmap": IF.angle_heatmap(report, scale=scale or "global", height=height),
+            "histogram": IF.angle_histogram(report, saturation_fraction=SATURATION_FRACTION, limit=limit),
+            "norms": IF.norm_change_figure(report),
+            "spectrum": IF.spectrum_figure(report, layer or None),
+        })
+    complete = [f for f in figures if f is not None]
+    if len(complete) == 2:
+        for key in ("histogram", "norms"):
+            IF.share_axes(*(f[key] for f in complete))
+    updates = []
+    for figs in figures:
+        for key in ("heatmap", "histogram", "norms", "spectrum"):
+            updates.append(gr.update(value=None, visible=False) if figs is None else
+                           gr.update(value=figs[key], visible=True))
+    return updates
+
+
+def _wire(side: _Side, base: gr.Radio, max_mb: float, sides: list[_Side]) -> None:
     def inspect(files, base_choice) -> dict:
         if not files:
             return _cleared(side, None)
@@ -220,22 +299,25 @@ def _wire(side: _Side, base: gr.Radio, max_mb: float) -> None:
         except Exception as err:  # noqa: BLE001 - a file we did not foresee must not take the app down
             return _cleared(side, f"unexpected problem reading the adapter ({type(err).__name__}: {err})")
 
-    def heatmap(report: AdapterReport | None, scale: str):
-        return gr.skip() if report is None else IF.angle_heatmap(report, scale=scale)
+    def draw(report_a, report_b, scale_a, scale_b, layer_a, layer_b) -> list:
+        return side_figures([report_a, report_b], [scale_a, scale_b], [layer_a, layer_b])
+
+    draw_inputs = [x for pair in zip(*[(s.report, s.heat_scale, s.spectrum_layer) for s in sides]) for x in pair]
+    draw_outputs = [fig for s in sides for fig in s.figures]
 
     def spectrum(report: AdapterReport | None, layer: str | None):
         if report is None or not layer:
-            return gr.skip()
-        return IF.spectrum_figure(report, layer)
+            return gr.skip(), gr.skip()
+        return IF.spectrum_figure(report, layer), gr.update(info=module_info(report, layer))
 
-    # one inspection at a time per pool: loading the base and SVDs take a few seconds of CPU
-    side.upload.change(inspect, [side.upload, base], side.outputs, concurrency_limit=2,
-                       concurrency_id="inspect", api_visibility="private")
-    base.change(inspect, [side.upload, base], side.outputs, concurrency_limit=2,
-                concurrency_id="inspect", api_visibility="private")
-    side.heat_scale.input(heatmap, [side.report, side.heat_scale], side.heatmap, show_progress="hidden",
-                          api_visibility="private")
-    side.spectrum_layer.input(spectrum, [side.report, side.spectrum_layer], side.spectrum,
+    # one inspection at a time per pool: loading the base and SVDs take a few seconds of CPU;
+    # then both columns are drawn again, so that their axes stay shared
+    for trigger in (side.upload.change, base.change):
+        trigger(inspect, [side.upload, base], side.outputs, concurrency_limit=2, concurrency_id="inspect",
+                api_visibility="private").then(draw, draw_inputs, draw_outputs, show_progress="hidden",
+                                               api_visibility="private")
+    side.heat_scale.input(draw, draw_inputs, draw_outputs, show_progress="hidden", api_visibility="private")
+    side.spectrum_layer.input(spectrum, [side.report, side.spectrum_layer], [side.spectrum, side.spectrum_layer],
                               show_progress="hidden", api_visibility="private")
 
 
@@ -250,13 +332,22 @@ def build_inspect_tab(ctx: AppContext) -> None:
     base = gr.Radio(BASE_CHOICES, value="none", label="base model to compare with",
                     info="With the base: per-neuron norm changes, energy drift and singular values "
                          "of W and W′ (takes a few seconds).", elem_id="inspect-base")
-    with gr.Row(equal_height=False):
-        with gr.Column(min_width=420):
-            side_a = _Side("A", "")
-        with gr.Column(min_width=420):
-            side_b = _Side("B", "-b")
+    side_a, side_b = _Side("A", ""), _Side("B", "-b")
+    sides = [side_a, side_b]
+    # one row per section, A beside B: each section starts at the same height in both columns
+    with gr.Row(equal_height=False, elem_id="inspect-uploads"):
+        for side in sides:
+            with gr.Column(min_width=420):
+                side.header()
+    for key in SECTIONS:
+        with gr.Row(equal_height=False, elem_id=f"inspect-row-{key}"):
+            for side in sides:
+                with gr.Column(min_width=420):
+                    side.section(key)
     with gr.Accordion("What the columns mean", open=False):
         gr.Markdown("\n".join(f"- **{k}**: {v}" for k, v in COLUMN_NOTES.items())
-                    + f"\n- **health**: the number of health flags of the layer ({threshold_text()}).")
-    _wire(side_a, base, max_mb)
-    _wire(side_b, base, max_mb)
+                    + "\n- **health**: the number of health flags of the layer (\"not checked\" when no check "
+                      "applies to the adapter). Each kind of adapter gets its own checks; the flags panel of "
+                      "each column lists the ones that ran.")
+    for side in sides:
+        _wire(side, base, max_mb, sides)

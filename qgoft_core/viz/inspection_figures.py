@@ -19,6 +19,10 @@ from qgoft_core.viz import figures as F
 
 DEFAULT_SATURATION = 0.95  # fraction of pi; callers pass the engine's SATURATION_FRACTION
 FIGURE_KEYS = ("angle_heatmap", "angle_histogram", "norm_changes", "spectrum")
+HISTOGRAM_BINS = 48  # the angle histogram: this many bins over the data's own range
+HISTOGRAM_MARGIN = 1.15  # the range is +-max|angle| widened by 15%
+MIN_ANGLE_RANGE = 1e-3  # degrees: the narrowest range (all angles zero still draws)
+HEIGHTS = {"angle_histogram": 380, "norm_changes": 400, "spectrum": 380}
 
 
 def _styled(fig: go.Figure, title: str, height: int) -> go.Figure:
@@ -27,42 +31,110 @@ def _styled(fig: go.Figure, title: str, height: int) -> go.Figure:
     return fig
 
 
-def message_figure(title: str, message: str) -> go.Figure:
+def message_figure(title: str, message: str, height: int = 300) -> go.Figure:
     """An empty figure that says why it is empty."""
     fig = go.Figure()
     fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    return _styled(fig, title, 300)
+    return _styled(fig, title, height)
 
 
-def angle_heatmap(report: Any, scale: str = "global") -> go.Figure:
-    """Rotation angles, one row per adapted layer."""
+def layer_name(report: Any, module: str) -> str:
+    """The layer's one displayed name (the report's, as in its table and flags)."""
+    namer = getattr(report, "layer_name", None)
+    return namer(module) if callable(namer) else F.short_layer_name(module)
+
+
+def heatmap_height(report: Any) -> int:
+    """The angle heatmap's height for this report (grows with its number of layers)."""
+    return int(np.clip(160 + 16 * len(report.angles), 320, 1000)) if report.angles else 300
+
+
+def angle_heatmap(report: Any, scale: str = "global", height: Optional[int] = None) -> go.Figure:
+    """Rotation angles, one row per adapted layer, named as in the table (full path on hover)."""
     if not report.angles:
-        return message_figure("Rotation angles per layer", f"{report.method_label} has no rotation angles.")
+        return message_figure("Rotation angles per layer", f"{report.method_label} has no rotation angles.",
+                              height or 300)
     names = list(report.angles)
-    return F.angle_heatmap(names, [report.angles[n] for n in names], scale=scale, signed=report.signed_angles)
+    fig = F.angle_heatmap(names, [report.angles[n] for n in names], scale=scale, signed=report.signed_angles)
+    fig.update_yaxes(ticktext=[layer_name(report, n) for n in names])
+    if height:
+        fig.update_layout(height=height)
+    return fig
 
 
-def angle_histogram(report: Any, bins: int = 72, saturation_fraction: float = DEFAULT_SATURATION) -> go.Figure:
-    """All layers' angles pooled, in fixed bins on [-180, 180] degrees, with lines near a half-turn."""
+def _wrapped_degrees(report: Any) -> np.ndarray:
+    values = np.degrees(np.concatenate([np.asarray(a, dtype=float).ravel() for a in report.angles.values()]))
+    return F.wrap_angles(values[np.isfinite(values)])
+
+
+def angle_limit(reports: Any) -> Optional[float]:
+    """The histogram's half-range in degrees that fits every report's angles: max|θ| (wrapped) + 15%, at most 180.
+
+    One report, or several shown side by side (they then share the x axis).
+    """
+    reports = [reports] if hasattr(reports, "angles") else [r for r in reports if r is not None]
+    largest = [float(np.abs(v).max()) for r in reports if r.angles for v in [_wrapped_degrees(r)] if v.size]
+    if not largest:
+        return None
+    return float(min(180.0, max(MIN_ANGLE_RANGE, HISTOGRAM_MARGIN * max(largest))))
+
+
+def angle_histogram(report: Any, bins: int = HISTOGRAM_BINS, saturation_fraction: float = DEFAULT_SATURATION,
+                    limit: Optional[float] = None) -> go.Figure:
+    """All layers' angles pooled, in bins that follow the data: ±max|θ| (+15%), or ±`limit` degrees.
+
+    A short run's angles stay within a few degrees: fixed bins over ±180° would
+    draw one bar, so the range comes from the data (the subtitle says it) and
+    widens as the angles do. Lines mark a half-turn when the range reaches it.
+    """
     title = "Distribution of rotation angles, all layers"
     if not report.angles:
-        return message_figure(title, f"{report.method_label} has no rotation angles.")
-    values = np.degrees(np.concatenate([np.asarray(a, dtype=float).ravel() for a in report.angles.values()]))
-    values = F.wrap_angles(values[np.isfinite(values)])
-    edges = F.angle_bin_edges(bins)
-    counts, _ = np.histogram(values, bins=edges)
+        return message_figure(title, f"{report.method_label} has no rotation angles.",
+                              HEIGHTS["angle_histogram"])
+    values = _wrapped_degrees(report)
+    limit = float(limit) if limit else (angle_limit(report) or 180.0)
+    lower = -limit if report.signed_angles else 0.0
+    edges = np.linspace(lower, limit, bins + 1)
+    counts, _ = np.histogram(np.clip(values, lower, limit), bins=edges)
     fig = go.Figure(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges),
                            marker_color="#4c78a8", name="angles",
                            hovertemplate="angle ≈ %{x:.3g} deg<br>%{y} angles<extra></extra>"))
-    limit = saturation_fraction * 180
-    for x in (-limit, limit):
+    half_turn = saturation_fraction * 180
+    lines = [x for x in (-half_turn, half_turn) if lower <= x <= limit]
+    for x in lines:
         fig.add_vline(x=x, line=dict(color=F.OUTLIER_COLOR, dash="dot", width=1))
-    fig.update_xaxes(title_text="rotation angle (deg, fixed bins)", range=[-180, 180])
-    fig.update_yaxes(title_text="angles (count)")
-    note = f"{values.size} angles in {len(report.angles)} layers; dotted lines: ±{limit:g} deg, near a half-turn (saturation only for the tanh form)"
-    return _styled(fig, f"{title}<br><sup>{note}</sup>", 380)
+    fig.update_xaxes(title_text="rotation angle (deg)", range=[lower, limit])
+    fig.update_yaxes(title_text="angles (count)", rangemode="tozero")
+    span = f"±{limit:.3g}°" if report.signed_angles else f"0 to {limit:.3g}°"
+    note = (f"{values.size} angles in {len(report.angles)} layers; range {span} from the data "
+            f"({bins} bins of {(limit - lower) / bins:.3g}°)")
+    note += (f"; dotted lines: ±{half_turn:g}°, at a half-turn (saturation only for the tanh form)" if lines
+             else f"; a half-turn (±{half_turn:g}°) is off this range")
+    fig.update_layout(meta={"angle_range": [lower, limit]})
+    return _styled(fig, f"{title}<br><sup>{note}</sup>", HEIGHTS["angle_histogram"])
+
+
+def share_axes(*figures: go.Figure) -> None:
+    """Give bar charts shown side by side the same x and y ranges (in place; figures without bars untouched)."""
+    spans, tops = [], []
+    for fig in figures:
+        bars = [t for t in fig.data if t.type == "bar" and t.x is not None and len(t.x)]
+        if not bars:
+            continue
+        x, width = np.asarray(bars[0].x, dtype=float), np.asarray(bars[0].width, dtype=float)
+        fixed = fig.layout.xaxis.range
+        spans.append(tuple(fixed) if fixed else (float((x - width / 2).min()), float((x + width / 2).max())))
+        tops.append(max(float(np.max(t.y)) for t in bars))
+    if len(spans) < 2:
+        return
+    x_range = [min(s[0] for s in spans), max(s[1] for s in spans)]
+    y_range = [0.0, 1.05 * max(tops) if max(tops) > 0 else 1.0]
+    for fig in figures:
+        if any(t.type == "bar" for t in fig.data):
+            fig.update_xaxes(range=x_range)
+            fig.update_yaxes(range=y_range, rangemode=None)
 
 
 def norm_change_figure(report: Any) -> go.Figure:
@@ -72,7 +144,8 @@ def norm_change_figure(report: Any) -> go.Figure:
     if report.scales:
         return F.norm_change_histogram(report.scales, value_label="learned scale (1 = unchanged)")
     return message_figure("Per-neuron norm change",
-                          "Norm changes need the base model: inspect again with a base model.")
+                          "Norm changes need the base model: inspect again with a base model.",
+                          HEIGHTS["norm_changes"])
 
 
 def spectrum_figure(report: Any, layer: Optional[str] = None) -> go.Figure:
@@ -80,8 +153,14 @@ def spectrum_figure(report: Any, layer: Optional[str] = None) -> go.Figure:
     layer = layer or report.spectrum_layer()
     if layer is None or layer not in report.spectra:
         return message_figure("Singular values of W and W′",
-                              "The spectrum needs the base model: inspect again with a base model.")
-    return F.spectrum_figure(*report.spectra[layer], layer_name=layer)
+                              "The spectrum needs the base model: inspect again with a base model.",
+                              HEIGHTS["spectrum"])
+    fig = F.spectrum_figure(*report.spectra[layer], layer_name=layer)  # hover: the full module path
+    short, shown = F.short_layer_name(layer), layer_name(report, layer)
+    if short != shown:
+        fig.update_layout(title_text=fig.layout.title.text.replace(short, shown, 1))
+    fig.update_layout(meta={"layer": layer})
+    return fig
 
 
 def report_figures(report: Any, saturation_fraction: float = DEFAULT_SATURATION) -> dict[str, go.Figure]:
@@ -99,8 +178,9 @@ def report_html(report: Any, title: Optional[str] = None, *, thresholds: str = "
                 saturation_fraction: float = DEFAULT_SATURATION) -> str:
     """A self-contained HTML page: summary, flags, heatmap, histogram, norms, spectrum, table."""
     title = title or f"Adapter inspection: {report.source or report.method_label}"
+    checks = html.escape(getattr(report, "checks_text", ""))
     flags = ("<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in report.flags) + "</ul>"
-             if report.flags else "<p>No health flags.</p>")
+             if report.flags else "<p>No health flag raised.</p>") + (f'<p class="explain">{checks}</p>' if checks else "")
     notes = "".join(f'<p class="explain">{html.escape(n)}</p>' for n in report.notes)
     layer = report.spectrum_layer()
     columns = report.shown_columns()
@@ -111,7 +191,7 @@ def report_html(report: Any, title: Optional[str] = None, *, thresholds: str = "
         ("Health flags", "Thresholds: " + thresholds + ".", flags),
         ("Rotation angles per layer", "One row per adapted layer, one column per rotation.",
          angle_heatmap(report)),
-        ("Angle distribution", "All layers pooled, in fixed bins on [-180, 180] degrees.",
+        ("Angle distribution", "All layers pooled, in bins over the angles' own range (the subtitle says it).",
          angle_histogram(report, saturation_fraction=saturation_fraction)),
         ("Norm changes", "Per-neuron ||w'_i|| / ||w_i|| with the base model, else the learned scales.",
          norm_change_figure(report)),
@@ -129,5 +209,5 @@ def inspection_page(report: Any, title: Optional[str] = None) -> str:
     from qgoft_core.explore.analysis.health import SATURATION_FRACTION, threshold_text
     from qgoft_core.explore.analysis.report import COLUMN_NOTES
 
-    return report_html(report, title, thresholds=threshold_text(), column_notes=COLUMN_NOTES,
+    return report_html(report, title, thresholds=threshold_text(report.method), column_notes=COLUMN_NOTES,
                        saturation_fraction=SATURATION_FRACTION)

@@ -8,6 +8,7 @@ hyperspherical-energy drift and, lazily, the singular values of W and W'.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -105,7 +106,8 @@ def _load_onto(report: AdapterReport, host, folder: Path):
                               f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
 
 
-def _tuned_weights(report: AdapterReport, host, folder: Path, weights: Path) -> dict[str, WeightPair]:
+def _tuned_weights(report: AdapterReport, host, folder: Path, weights: Path,
+                   base_id: Optional[str] = None) -> dict[str, WeightPair]:
     """{layer: () -> (W, W')}, float64 (out, in) tensors, with the adapter applied by its own library.
 
     Functions, not tensors: they keep only the loaded model (the shared frozen
@@ -117,6 +119,12 @@ def _tuned_weights(report: AdapterReport, host, folder: Path, weights: Path) -> 
         # The loaders read the folder themselves: give them only the config and the
         # safetensors weights, under the names they expect.
         shutil.copyfile(folder / CONFIG_NAME, Path(staged) / CONFIG_NAME)
+        recorded = report.config.get("base_model_name_or_path")
+        if base_id and recorded and recorded != base_id and same_model(recorded, base_id):
+            # the same model under another of its names (e.g. "all-MiniLM-L6-v2" for the offline
+            # default): the staged copy records the loaded base's id, so no loader takes it for another
+            config = dict(report.config, base_model_name_or_path=base_id)
+            (Path(staged) / CONFIG_NAME).write_text(json.dumps(config), encoding="utf-8")
         os.symlink(weights.resolve(), Path(staged) / WEIGHTS_NAME)
         model = _load_onto(report, host, Path(staged))
     if report.method in ("goft", "qgoft"):
@@ -152,7 +160,7 @@ def compare_with_base(report: AdapterReport, config: dict, tensors: dict, folder
                             f"{base.model_id!r}")
     host = _host_module(base, [r["module"] for r in report.layers], tensors)
     model_order = [name for name, _ in host.named_modules()]  # before an adapter renames anything
-    pairs = _tuned_weights(report, host, folder, weights)
+    pairs = _tuned_weights(report, host, folder, weights, base.model_id)
     sort_layers(report, model_order)
     report.spectra = LazySpectra(pairs)
     for row in report.layers:
