@@ -77,13 +77,13 @@ def test_app_layer_imports_go_one_way():
 
 
 def test_only_the_settings_read_the_environment():
-    """ui/zerogpu.py still reads its own (its owner moves them to Settings); app.py only sets a default."""
+    """Only ui/settings.py reads the environment; app.py only sets a default."""
     readers = set()
     for path in [ROOT / "app.py", *(ROOT / "ui").rglob("*.py")]:
         text = path.read_text()
         if "os.environ.get" in text or "os.getenv" in text or "os.environ[" in text:
             readers.add(path.relative_to(ROOT).as_posix())
-    assert readers <= {"ui/settings.py", "ui/zerogpu.py"}, readers
+    assert readers <= {"ui/settings.py"}, readers
 
 
 def test_the_engine_step_cap_is_a_constant_not_the_environment():

@@ -96,9 +96,11 @@ def test_a_chunk_changes_nothing_in_the_callers_run(tiny_base_dir):
 
 
 def test_in_process_training_without_spaces(monkeypatch):
-    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    from dataclasses import replace
+
+    monkeypatch.setattr(zerogpu, "_ENV", replace(zerogpu._ENV, zero_gpu=False))
     assert not zerogpu.on_zero_gpu()
-    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    monkeypatch.setattr(zerogpu, "_ENV", replace(zerogpu._ENV, zero_gpu=True))
     try:
         import spaces  # noqa: F401
     except ImportError:

@@ -18,19 +18,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import replace
 from typing import Any, Callable, Iterator, Optional
 
 import torch
 
-CHUNK_STEPS = int(os.environ.get("QGOFT_GPU_CHUNK_STEPS", "20"))
-CHUNK_SECONDS = int(os.environ.get("QGOFT_GPU_CHUNK_SECONDS", "60"))
+from ui.settings import Settings
+
+_ENV = Settings.from_env()  # the one reading of the environment (ui/settings.py)
+CHUNK_STEPS = _ENV.gpu_chunk_steps
+CHUNK_SECONDS = _ENV.gpu_chunk_seconds
 
 
 def on_zero_gpu() -> bool:
     """True on a ZeroGPU Space with the `spaces` package installed."""
-    if not os.environ.get("SPACES_ZERO_GPU"):
+    if not _ENV.zero_gpu:
         return False
     try:
         import spaces  # noqa: F401

@@ -208,7 +208,8 @@ def report_sections(run) -> list[tuple[str, str, Any]]:
         sections.append((
             "Orthogonality deviation",
             "||M^T M - I||_F / sqrt(d) of each layer's input-side operator M. Strict GOFT stays at float "
-            "error; qGOFT drifts as far as the penalty lets it; OFT with the Cayley-Neumann series is "
+            "error; qGOFT drifts (its penalty only makes each block's columns perpendicular, their lengths stay "
+            "free; with input scaling the scale is included); OFT with the Cayley-Neumann series is "
             "only approximately orthogonal. Dashed line: the tolerance still counted as orthogonal.",
             F.orthogonality_over_steps(steps, orth, highlight=_worst_layer(last, "orth_dev")),
         ))
