@@ -41,9 +41,15 @@ def adapters(tmp_path_factory) -> dict:
     from peft import LoraConfig, get_peft_model
     lora = get_peft_model(build_tiny("bert"), LoraConfig(r=2, target_modules=TARGETS, init_lora_weights=False))
     lora.save_pretrained(str(root / "lora"))
+    short = get_qgoft_model(build_tiny("bert"), QGOFTConfig(method="goft", target_modules=TARGETS))
+    with torch.no_grad():  # a short run: every angle within a degree
+        for layer in short.adapter_layers().values():
+            layer.qgoft_theta.copy_(0.01 * torch.randn(layer.qgoft_theta.shape, generator=generator))
+    short.save_pretrained(root / "short")
+    short_zip = shutil.make_archive(str(root / "short"), "zip", root / "short")
     junk = root / "junk.zip"
     junk.write_bytes(b"this is not a zip archive")
-    return {"goft_zip": goft_zip, "lora_files": [str(root / "lora" / "adapter_config.json"),
+    return {"goft_zip": goft_zip, "short_zip": short_zip, "lora_files": [str(root / "lora" / "adapter_config.json"),
                                                  str(root / "lora" / "adapter_model.safetensors")],
             "junk": str(junk), "root": root}
 
@@ -55,6 +61,7 @@ def test_goft_zip_and_lora_files_are_inspected(adapters):
     table = layer_table(goft)
     assert list(table.columns[:2]) == ["layer", "health"] and table.columns[-1] == "module"
     assert table["health"].tolist() == ["⚠ 1 flag", "ok", "ok", "ok"]
+    assert table["layer"].tolist()[0] == "L0.query"
     assert table["params"].tolist() == [19] * 4
     lora = run_inspection(adapters["lora_files"], "none", 20)
     assert lora.method == "lora" and lora.source == "adapter_config.json + adapter_model.safetensors"
@@ -93,6 +100,17 @@ def _table_text(page, suffix: str = "") -> str:
     return page.locator(f"#inspect-table{suffix}").inner_text()
 
 
+def _plot_layout(page, elem_id: str) -> dict:
+    """The drawn plotly layout (ranges as plotly resolved them) and the element's top on the page."""
+    return page.evaluate("""(id) => {
+        const root = document.getElementById(id);
+        const plot = root && root.querySelector('.js-plotly-plot');
+        if (!plot || !plot._fullLayout) return null;
+        const l = plot._fullLayout;
+        return {x: l.xaxis.range, y: l.yaxis.range, height: l.height, top: root.getBoundingClientRect().top};
+    }""", elem_id)
+
+
 @pytest.mark.browser
 def test_inspect_tab_in_the_browser(adapters):
     demo, _ = build_test_app()
@@ -107,25 +125,64 @@ def test_inspect_tab_in_the_browser(adapters):
         table = _table_text(page)
         assert table.count("GOFT") == 4 and "⚠ 1 flag" in table
         assert "GOFT" in page.locator("#inspect-summary").inner_text()
+        # the flags are collapsed, their count in the accordion's label
+        box = page.locator("#inspect-flags-box")
+        assert "Health flags (1)" in box.inner_text()
+        assert not page.locator("#inspect-flags").is_visible()
+        box.get_by_text("Health flags (1)").click()
+        page.locator("#inspect-flags").wait_for(state="visible", timeout=10_000)
         flags = page.locator("#inspect-flags").inner_text()
-        assert f"{SATURATED} of 19 rotation angles are at a half-turn" in flags
+        assert f"{SATURATED} of 19 rotation angles are at a half-turn" in flags and "Checks run:" in flags
         assert page.locator("#inspect-heatmap .heatmaplayer image").count() == 1  # the drawn heatmap
         assert not page.locator("#inspect-error").is_visible()
 
-        # B: a PEFT LoRA adapter given as its two files
+        # B: a PEFT LoRA adapter given as its two files: LoRA's checks, no rotation check
         page.locator("#inspect-upload-b input[type=file]").set_input_files(adapters["lora_files"])
         wait_until(lambda: "LoRA" in _table_text(page, "-b"), 60, message="the LoRA table")
-        assert "Health flags: none" in page.locator("#inspect-flags-b").inner_text()
+        label_b = page.locator("#inspect-flags-box-b").inner_text()
+        assert "Health flags (0): none raised" in label_b and not page.locator("#inspect-flags-b").is_visible()
+        # a section LoRA lacks still holds its place: the placeholder says why, at the same height
+        wait_until(lambda: (_plot_layout(page, "inspect-histogram-b") or {}).get("height"), 30,
+                   message="B's histogram placeholder")
+        hist_a, hist_b = _plot_layout(page, "inspect-histogram"), _plot_layout(page, "inspect-histogram-b")
+        assert hist_a["height"] == hist_b["height"] and abs(hist_a["top"] - hist_b["top"]) < 2
+        assert "no rotation angles" in page.locator("#inspect-histogram-b").inner_text()
         page.locator("#inspect-table").scroll_into_view_if_needed()
         screenshot(page, "inspect_goft_vs_lora", full_page=True)
 
-        # B again: junk gives a visible error naming the problem; A keeps its report
+        # B: a short GOFT run: the two histograms and heatmaps line up and share their axes
+        page.locator("#inspect-upload-b button[aria-label='Clear']").click()
+        page.locator("#inspect-upload-b input[type=file]").set_input_files(adapters["short_zip"])
+        wait_until(lambda: "GOFT" in _table_text(page, "-b"), 60, message="the short run's table")
+
+        def shared() -> bool:
+            a, b = _plot_layout(page, "inspect-histogram"), _plot_layout(page, "inspect-histogram-b")
+            return bool(a and b and b["x"] and a["x"] == b["x"] and a["y"] == b["y"])
+        wait_until(shared, 30, message="shared histogram axes")
+        hist_a, hist_b = _plot_layout(page, "inspect-histogram"), _plot_layout(page, "inspect-histogram-b")
+        assert hist_a["x"][1] == pytest.approx(180, abs=1)  # A's angles reach a half-turn: ±180 for both
+        for key in ("summary", "table", "heatmap", "histogram", "norms"):
+            a = page.locator(f"#inspect-{key}").bounding_box()
+            b = page.locator(f"#inspect-{key}-b").bounding_box()
+            assert abs(a["y"] - b["y"]) < 2, f"{key} starts at {a['y']} in A, {b['y']} in B"
+        heat_a, heat_b = _plot_layout(page, "inspect-heatmap"), _plot_layout(page, "inspect-heatmap-b")
+        assert heat_a["height"] == heat_b["height"]
+        page.locator("#inspect-row-histogram").scroll_into_view_if_needed()
+        screenshot(page, "inspect_side_by_side_shared_axes")
+
+        # B alone would have its own range: the short run's angles within a degree or two
+        page.locator("#inspect-upload button[aria-label='Clear']").click()
+        wait_until(lambda: (_plot_layout(page, "inspect-histogram-b") or {}).get("x", [0, 180])[1] < 10, 30,
+                   message="B's histogram range following its own data")
+        page.locator("#inspect-row-histogram").scroll_into_view_if_needed()
+        screenshot(page, "inspect_short_run_histogram")
+
+        # B again: junk gives a visible error naming the problem
         page.locator("#inspect-upload-b button[aria-label='Clear']").click()
         page.locator("#inspect-upload-b input[type=file]").set_input_files(adapters["junk"])
         error = page.locator("#inspect-error-b")
         error.wait_for(state="visible", timeout=30_000)
         assert "junk.zip is not a valid zip file" in error.inner_text()
         assert not page.locator("#inspect-table-b").is_visible()
-        assert "L0.query" in _table_text(page) and plot_svg(page, "inspect-heatmap").is_visible()
         page.locator("#inspect-tab").scroll_into_view_if_needed()
         screenshot(page, "inspect_junk_error")
