@@ -7,15 +7,22 @@ each tab is built by its own module under ui/ from one AppContext (settings and 
 from __future__ import annotations
 
 import os
-import threading
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from ui.settings import Settings  # noqa: E402
+
+SETTINGS = Settings.from_env()  # the one read of the environment
+
+from ui import memory  # noqa: E402
+
+# Before any thread allocates: a few malloc arenas for all threads, not one heap per thread (glibc).
+memory.cap_malloc_arenas(SETTINGS.malloc_arenas)
 
 import gradio as gr  # noqa: E402
 
 from ui.compare_tab import build_compare_tab  # noqa: E402
 from ui.context import AppContext  # noqa: E402
-from ui.settings import Settings  # noqa: E402
 from ui.inspect_tab import build_inspect_tab  # noqa: E402
 from ui.learn_tab import build_learn_tab  # noqa: E402
 from ui.lessons_tab import build_lessons_tab  # noqa: E402
@@ -67,28 +74,35 @@ def launch_kwargs(settings: Settings | None = None) -> dict:
     }
 
 
-def preload_default_model(ctx: AppContext) -> threading.Thread:
+def preload_default_model(ctx: AppContext):
     """Load the shared frozen base and warm the first run's caches in the background: the page is
-    up at once, and the first press of Train draws its charts within seconds."""
+    up at once, and the first press of Train draws its charts within seconds. It runs as a turn of
+    the training rotation (the scheduler's threads, never more than the cores); returns the turn."""
+    from ui.scheduler import Turn
     from ui.train.session import warm_up
 
-    def load() -> None:
+    def load():
         try:
             warm_up(ctx.runs)
         except Exception as exc:  # noqa: BLE001 - the first run reports it properly
             print(f"qGOFT Explorer: could not preload the default model: {exc}")
+        return
+        yield  # one turn
 
-    thread = threading.Thread(target=load, name="preload-base", daemon=True)
-    thread.start()
-    return thread
+    return ctx.runs.scheduler.submit(Turn(load(), key="preload"))
 
 
-SETTINGS = Settings.from_env()  # the one read of the environment
+def serve_setup(ctx: AppContext) -> None:
+    """What a serving process does once: the engine caches' budgets, the idle sweep, the preload."""
+    memory.apply_cache_budgets(ctx.settings)
+    ctx.runs.start_sweeper()
+    if ctx.settings.preload:
+        preload_default_model(ctx)
+
+
 CONTEXT = AppContext(settings=SETTINGS)
 demo = build_app(CONTEXT)
-
-if SETTINGS.preload:
-    preload_default_model(CONTEXT)
+serve_setup(CONTEXT)
 
 if __name__ == "__main__":
     demo.launch(**launch_kwargs(SETTINGS))

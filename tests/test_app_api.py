@@ -69,7 +69,7 @@ def test_cancelling_stops_the_run(client, served):
     stopped_at = visitor.run.step_count
     time.sleep(3)
     assert visitor.run.step_count == stopped_at < 400
-    assert ctx.runs.load()["active"] == 0  # its training slot is free again
+    assert ctx.runs.rotation()["active"] == 0 and visitor.turn is None  # its turn is free again
 
 
 def test_two_clients_train_separate_runs_at_once(served):
@@ -150,6 +150,40 @@ def test_model_allow_list():
         registry.check_model("/etc")
     open_registry, _ = make_registry(allowed_models=None)
     assert open_registry.check_model("gpt2") == "gpt2"
+
+
+@pytest.mark.parametrize("server_name, opt_in, allowed", [
+    (None, False, True), ("127.0.0.1", False, True), ("localhost", False, True), ("::1", False, True),
+    ("0.0.0.0", False, False), ("0.0.0.0", True, True), ("my.host.example", False, False)])
+def test_local_folders_only_on_localhost_or_when_the_operator_allows_them(server_name, opt_in, allowed,
+                                                                         tmp_path):
+    from qgoft_core.explore.models import DEFAULT_MODEL_ID
+    from ui.runs import ModelNotAllowed
+    registry, _ = make_registry(server_name=server_name, allow_local_models=opt_in)
+    assert registry.check_model("") == DEFAULT_MODEL_ID  # the offline default always works
+    assert registry.check_model("prajjwal1/bert-tiny") == "prajjwal1/bert-tiny"  # hub ids: the allow-list's call
+    for folder in (str(tmp_path), "/etc", "./models/mine", "~/models", "../x"):
+        if allowed:
+            assert registry.check_model(folder) == folder
+        else:
+            with pytest.raises(ModelNotAllowed, match="Local folders cannot be loaded"):
+                registry.check_model(folder)
+    listed, _ = make_registry(server_name="0.0.0.0", allowed_models=[str(tmp_path)])
+    assert listed.check_model(str(tmp_path)) == str(tmp_path)  # a folder the operator listed
+
+
+def test_a_hosted_app_refuses_a_local_folder_over_the_api(tiny_base_dir):  # noqa: F811
+    from gradio_client import Client
+    demo, ctx = build_test_app(server_name="0.0.0.0", allow_local_models=False, max_steps=50)
+    with launched(demo) as url:
+        client = Client(url, verbose=False)
+        try:
+            args = (tiny_base_dir, "sentiment", "qgoft", "none", "all", 0.01, 0.002, 4, 2, 0)
+            seen = infos(list(client.submit(*args, api_name="/train")))
+        finally:
+            client.close()
+    assert seen[-1]["state"] == "error" and "Local folders cannot be loaded" in seen[-1]["message"]
+    assert all(v.run is None for v in ctx.runs._visitors.values())
 
 
 def test_throttle_keeps_drawing_within_its_budget():

@@ -19,6 +19,9 @@ def test_defaults_are_documented_values_whatever_the_environment(monkeypatch):
     assert (s.max_steps, s.max_seconds, s.max_concurrent_runs, s.queue_size) == (2000, 600, 2, 16)
     assert (s.allowed_models, s.max_upload_mb, s.idle_minutes, s.preload) == (None, 20, 30, True)
     assert (s.cpu_threads, s.gpu_chunk_steps, s.gpu_chunk_seconds, s.zero_gpu) == (None, 20, 60, False)
+    assert (s.max_active_runs, s.threads_per_run, s.eval_sample) == (64, None, 256)
+    assert (s.allow_local_models, s.server_name, s.finished_idle_minutes) == (False, None, 10)
+    assert (s.model_cache_mb, s.data_cache_mb, s.embedding_cache_mb, s.malloc_arenas) == (2048, 64, 32, 2)
     with pytest.raises(FrozenInstanceError):
         s.max_steps = 3
 
@@ -27,11 +30,17 @@ def test_from_env_reads_every_variable():
     env = {"QGOFT_MAX_STEPS": "500", "QGOFT_MAX_SECONDS": "60", "QGOFT_MAX_CONCURRENT_RUNS": "3",
            "QGOFT_QUEUE_SIZE": "4", "QGOFT_ALLOWED_MODELS": " a/b, c ,,", "QGOFT_MAX_UPLOAD_MB": "5",
            "QGOFT_IDLE_MINUTES": "2", "QGOFT_PRELOAD": "0", "QGOFT_THREADS": "3", "CPU_CORES": "9",
-           "QGOFT_GPU_CHUNK_STEPS": "10", "QGOFT_GPU_CHUNK_SECONDS": "30", "SPACES_ZERO_GPU": "1"}
+           "QGOFT_GPU_CHUNK_STEPS": "10", "QGOFT_GPU_CHUNK_SECONDS": "30", "SPACES_ZERO_GPU": "1",
+           "QGOFT_MAX_ACTIVE_RUNS": "30", "QGOFT_THREADS_PER_RUN": "2", "QGOFT_ALLOW_LOCAL_MODELS": "1",
+           "GRADIO_SERVER_NAME": "0.0.0.0", "QGOFT_EVAL_SAMPLE": "128", "QGOFT_FINISHED_IDLE_MINUTES": "3",
+           "QGOFT_MODEL_CACHE_MB": "900", "QGOFT_DATA_CACHE_MB": "16", "QGOFT_EMBEDDING_CACHE_MB": "8",
+           "QGOFT_MALLOC_ARENAS": "0"}
     assert Settings.from_env(env) == Settings(
         max_steps=500, max_seconds=60, max_concurrent_runs=3, queue_size=4, allowed_models=("a/b", "c"),
         max_upload_mb=5, idle_minutes=2, preload=False, cpu_threads=3, gpu_chunk_steps=10,
-        gpu_chunk_seconds=30, zero_gpu=True)
+        gpu_chunk_seconds=30, zero_gpu=True, max_active_runs=30, threads_per_run=2, allow_local_models=True,
+        server_name="0.0.0.0", eval_sample=128, finished_idle_minutes=3, model_cache_mb=900, data_cache_mb=16,
+        embedding_cache_mb=8, malloc_arenas=0)
     assert Settings.from_env({}) == Settings()
 
 
@@ -55,6 +64,33 @@ def test_configure_cpu_threads_takes_the_apps_number(monkeypatch):
         torch.set_num_threads(before)
 
 
+def test_local_models_follow_the_host_unless_the_operator_opts_in():
+    for name, local in ((None, True), ("127.0.0.1", True), ("localhost", True), ("::1", True), ("[::1]", True),
+                        ("0.0.0.0", False), ("::", False), ("10.0.0.5", False)):
+        s = Settings.from_env({"GRADIO_SERVER_NAME": name} if name else {})
+        assert s.bound_to_localhost() == local and s.local_models_allowed() == local, name
+        assert Settings.from_env({"GRADIO_SERVER_NAME": name or "", "QGOFT_ALLOW_LOCAL_MODELS": "1"}
+                                 ).local_models_allowed()
+
+
+def test_cache_budgets_come_from_the_settings():
+    from qgoft_core.explore import caches
+    from ui.memory import apply_cache_budgets
+    before = [c.max_bytes for c in caches.ALL_CACHES]
+    try:
+        apply_cache_budgets(replace(Settings(), model_cache_mb=100, data_cache_mb=7, embedding_cache_mb=3))
+        assert [c.max_bytes for c in caches.ALL_CACHES] == [100 * caches.MIB, 7 * caches.MIB, 3 * caches.MIB]
+    finally:
+        for cache, budget in zip(caches.ALL_CACHES, before):
+            cache.set_budget(budget)
+
+
+def test_malloc_helpers_are_safe_anywhere():
+    from ui import memory
+    assert memory.cap_malloc_arenas(0) is False  # 0: leave glibc's default
+    assert memory.trim_malloc() in (True, False)
+
+
 def _ui_imports(path: Path) -> set[str]:
     """The ui.* modules a file imports, at any depth (lazy imports too)."""
     found = set()
@@ -69,7 +105,10 @@ def _ui_imports(path: Path) -> set[str]:
 
 def test_app_layer_imports_go_one_way():
     assert not _ui_imports(ROOT / "ui" / "settings.py")
-    assert _ui_imports(ROOT / "ui" / "runs.py") <= {"ui.settings", "ui.settings.Settings"}
+    assert not _ui_imports(ROOT / "ui" / "scheduler.py") and not _ui_imports(ROOT / "ui" / "memory.py")
+    assert _ui_imports(ROOT / "ui" / "runs.py") <= {"ui.settings", "ui.settings.Settings", "ui.memory", "ui",
+                                                    "ui.scheduler", "ui.scheduler.RotationFull",
+                                                    "ui.scheduler.StepScheduler", "ui.scheduler.Turn"}
     for path in (ROOT / "ui" / "train").glob("*.py"):
         assert not {m for m in _ui_imports(path) if m.startswith(("ui.context", "ui.train_tab"))}, path
     for path in [*ROOT.glob("qgoft_core/**/*.py")]:

@@ -11,16 +11,25 @@ The registry is also the one owner of the app layer's process-wide caches
 frozen base (``base_energy_cache``) and the sessions with a live comparison
 running (``claim_compare``). Each says what bounds it.
 
-At most ``max_concurrent_runs`` visitors train at the same time; the next
-``queue_size`` wait in line (first come, first served) and see their place;
-beyond that a visitor is told the server is full. Closing the tab
-(``demo.unload``) or being idle for ``idle_minutes`` stops the run and frees
-its memory.
+Training: every visitor who presses Train joins one rotation (``scheduler``, a
+``ui.scheduler.StepScheduler``): a fixed pool of workers does one step of each
+active run in turn, up to ``max_active_runs`` runs; beyond that a visitor is told
+the server is full. Live comparisons (the Compare tab) still take one of
+``max_concurrent_runs`` slots, with ``queue_size`` waiting in line (``try_slot``).
+
+Closing the tab (``demo.unload``) or being idle (``finished_idle_minutes`` once the
+run is finished or there is none, ``idle_minutes`` for a run paused half-way) stops
+the run and frees everything that was the visitor's: the run, the uploaded data set
+and what it put in the engine's caches, the export folder (``release``).
+
+Models: ``check_model`` lets hub ids through the allow-list and local folders only
+where the settings allow them (``Settings.local_models_allowed``).
 """
 from __future__ import annotations
 
 import gc
 import hashlib
+import os
 import shutil
 import threading
 import time
@@ -30,6 +39,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from qgoft_core.explore.models import DEFAULT_MODEL_ALIASES, DEFAULT_MODEL_ID
+
+from ui import memory
+from ui.scheduler import RotationFull, StepScheduler, Turn
 
 if TYPE_CHECKING:
     from qgoft_core.explore.data.tasks import TextTask
@@ -42,7 +54,14 @@ class ServerBusy(RuntimeError):
 
 
 class ModelNotAllowed(ValueError):
-    """A model this server does not offer (QGOFT_ALLOWED_MODELS)."""
+    """A model this server does not offer (QGOFT_ALLOWED_MODELS, or a local folder when hosted)."""
+
+
+def looks_local(name: str) -> bool:
+    """Whether `name` names something on this server's disk rather than a hub id."""
+    if name.startswith(("/", ".", "~")) or "\\" in name or ".." in name or ":" in name:
+        return True
+    return os.path.exists(name) or os.path.exists(os.path.expanduser(name))
 
 
 @dataclass
@@ -68,6 +87,8 @@ class Visitor:
     last_seen: float = 0.0
     export_dir: Optional[Path] = None
     hidden: frozenset = frozenset()  # controls hidden by a teacher's link
+    turn: Optional[Turn] = None  # the visitor's place in the training rotation, while Train runs
+    data_keys: set = field(default_factory=set)  # cache keys of the uploaded data's splits (freed on leaving)
 
     @property
     def run_id(self) -> str:
@@ -92,6 +113,9 @@ class RunRegistry:
         # "<session>:compare" of every visitor with a live comparison running (one each). Bounded by
         # the visitors comparing now: the comparison removes its own entry when it ends.
         self._comparing: set[str] = set()
+        # The training rotation: workers start on the first Train, not before.
+        self.scheduler = StepScheduler(settings.cores(), settings.threads_per_run, settings.max_active_runs)
+        self._sweeper: Optional[threading.Thread] = None
 
     # -- visitors -------------------------------------------------------------------
     def visitor(self, session: Optional[str]) -> Visitor:
@@ -138,7 +162,30 @@ class RunRegistry:
         with self._lock:
             return len(self._visitors)
 
-    # -- training slots ------------------------------------------------------------
+    # -- the training rotation ------------------------------------------------------
+    def submit(self, visitor: Visitor, work, on_end: Optional[Callable[[Turn], None]] = None) -> Turn:
+        """Put the visitor's training `work` (an iterator of quanta) into the rotation.
+
+        Raises ServerBusy when the rotation holds as many runs as the server admits.
+        """
+        try:
+            turn = self.scheduler.submit(Turn(work, key=visitor.session, on_end=on_end))
+        except RotationFull as exc:
+            raise ServerBusy(str(exc)) from None
+        visitor.turn = turn
+        return turn
+
+    def cancel_turn(self, visitor: Visitor) -> None:
+        """Take the visitor's run out of the rotation (at once if it waits, else after its step)."""
+        turn = visitor.turn
+        if turn is not None:
+            self.scheduler.cancel(turn)
+
+    def rotation(self) -> dict[str, Any]:
+        """What the training rotation looks like now (runs, workers, measured seconds a step)."""
+        return self.scheduler.stats()
+
+    # -- comparison slots (the Compare tab) ------------------------------------------
     def try_slot(self, session: str) -> int:
         """0 when `session` holds a training slot (now or already); else its place in line (1 = next).
 
@@ -200,19 +247,30 @@ class RunRegistry:
         return None if allowed is None else [m for m in allowed if m not in DEFAULT_MODEL_ALIASES]
 
     def check_model(self, name: Any) -> str:
-        """The model id to load for `name`; ModelNotAllowed when the allow-list excludes it."""
+        """The model id to load for `name`; ModelNotAllowed when this server does not offer it.
+
+        The default model always; a model in QGOFT_ALLOWED_MODELS always (a folder the operator
+        listed too); a local folder only when the server listens on this machine alone or the
+        operator opted in (QGOFT_ALLOW_LOCAL_MODELS=1); other hub ids when no allow-list is set.
+        """
         text = str(name or "").strip()
         if not text or text in DEFAULT_MODEL_ALIASES:
             return DEFAULT_MODEL_ID
         allowed = self.allowed_models()
-        if allowed is not None and text not in allowed:
+        if allowed is not None and text in allowed:
+            return text
+        if looks_local(text) and not self.settings.local_models_allowed():
+            raise ModelNotAllowed("Local folders cannot be loaded as the model on this server (it is open to "
+                                  "the network); choose the default model or a Hugging Face model id. "
+                                  "The server's operator can allow folders with QGOFT_ALLOW_LOCAL_MODELS=1.")
+        if allowed is not None:
             offered = ", ".join([DEFAULT_MODEL_ID, *allowed])
             raise ModelNotAllowed(f"model {text!r} is not offered on this server; choose one of: {offered}")
         return text
 
     # -- cleanup -------------------------------------------------------------------
     def release(self, session: Optional[str]) -> bool:
-        """The visitor left: stop their run, give up their slot and free their memory."""
+        """The visitor left: stop their run, give up their turn and slot, and free their memory."""
         with self._lock:
             visitor = self._visitors.pop(session or "anonymous", None)
         self.leave(session or "anonymous")
@@ -222,24 +280,50 @@ class RunRegistry:
         return True
 
     def sweep(self) -> int:
-        """Release every visitor idle for longer than `idle_minutes`; returns how many."""
+        """Release every visitor idle for too long (see the module docstring); returns how many."""
         with self._lock:
             stale = self._take_idle(self._clock())
         for visitor in stale:
             self._free(visitor)
         return len(stale)
 
+    def start_sweeper(self, every_seconds: float = 60.0) -> threading.Thread:
+        """Sweep in the background (API clients that vanish never unload, and may be the last to come)."""
+        if self._sweeper is None:
+            def loop() -> None:
+                while True:
+                    time.sleep(every_seconds)
+                    try:
+                        self.sweep()
+                    except Exception:  # noqa: BLE001 - a sweep that fails is tried again later
+                        pass
+
+            self._sweeper = threading.Thread(target=loop, name="idle-sweeper", daemon=True)
+            self._sweeper.start()
+        return self._sweeper
+
+    def _idle_limit(self, visitor: Visitor) -> float:
+        run = visitor.run
+        half_way = run is not None and 0 < run.step_count < run.config.steps
+        minutes = self.settings.idle_minutes if half_way else self.settings.finished_idle_minutes
+        return 60.0 * max(1, minutes)
+
     def _take_idle(self, now: float) -> list[Visitor]:
-        limit = 60.0 * max(1, self.settings.idle_minutes)
-        stale = [v for v in self._visitors.values() if not v.busy and now - v.last_seen > limit]
+        stale = [v for v in self._visitors.values() if not v.busy and now - v.last_seen > self._idle_limit(v)]
         for visitor in stale:
             del self._visitors[visitor.session]
             self._active.discard(visitor.session)
         return stale
 
-    @staticmethod
-    def _free(visitor: Visitor) -> None:
+    def forget_upload(self, visitor: Visitor) -> None:
+        """Drop what the visitor's uploaded data put in the engine's caches."""
+        keys, visitor.data_keys = visitor.data_keys, set()
+        memory.forget_data(keys)
+
+    def _free(self, visitor: Visitor) -> None:
         visitor.stop.set()  # a training loop still running sees this at its next step
+        self.cancel_turn(visitor)
+        self.forget_upload(visitor)
         visitor.run = None
         visitor.uploaded = None
         if visitor.export_dir is not None:
@@ -250,3 +334,4 @@ class RunRegistry:
         # Only where this process already uses CUDA (on ZeroGPU the app's own process never does).
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             torch.cuda.empty_cache()
+        memory.trim_malloc()

@@ -98,6 +98,13 @@ class ByteBudgetCache(Generic[V]):
         with self._lock:
             self._pinned.add(key)
 
+    def pin_where(self, predicate: Callable[[Hashable], bool]) -> int:
+        """Pin every entry present whose key matches; returns how many."""
+        with self._lock:
+            keys = [k for k in self._entries if predicate(k)]
+            self._pinned.update(keys)
+            return len(keys)
+
     def discard(self, key: Hashable) -> None:
         with self._lock:
             self._entries.pop(key, None)
@@ -148,7 +155,9 @@ class ByteBudgetCache(Generic[V]):
             total -= self._entries.pop(key)[1]
 
 
-# The engine's caches (the app sets their budgets from QGOFT_*_CACHE_MB; see the README).
+# The engine's caches. The app sets their budgets from QGOFT_MODEL_CACHE_MB, QGOFT_DATA_CACHE_MB and
+# QGOFT_EMBEDDING_CACHE_MB (ui/settings.py, ui/memory.py) and drops a visitor's own entries when the
+# visitor leaves; these defaults suit the command line.
 BASE_MODELS: ByteBudgetCache = ByteBudgetCache("base models", 2048 * MIB)
 ENCODED_SPLITS: ByteBudgetCache = ByteBudgetCache("tokenised splits", 256 * MIB)
 BASE_EMBEDDINGS: ByteBudgetCache = ByteBudgetCache("base embeddings of held-out splits", 128 * MIB)

@@ -41,18 +41,42 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the run keeps its last good state."""
 
 
-def configure_cpu_threads(wanted: Optional[int] = None) -> int:
+_THREADS_CHOSEN = False  # a caller set a number (the app's scheduler, per worker): runs keep it
+
+
+def configure_cpu_threads(wanted: Optional[int] = None, *, unless_chosen: bool = False) -> int:
     """Set the calling thread's torch CPU threads to `wanted`, at most 8, and return the number.
 
     `wanted` None: QGOFT_THREADS, else Spaces' CPU_CORES, else os.cpu_count() (what the command
     line and a TrainingRun on its own use; the app passes its own setting, ui/settings.py).
+    A number given once makes the threads the caller's: from then on ``unless_chosen=True``
+    (what a new TrainingRun passes) leaves the calling thread as it is. So a run built inside
+    the app's training workers keeps the threads the scheduler gave the worker, instead of
+    taking every core.
     """
+    global _THREADS_CHOSEN
+    if unless_chosen and _THREADS_CHOSEN:
+        return torch.get_num_threads()
     if wanted is None:
         wanted = os.environ.get("QGOFT_THREADS") or os.environ.get("CPU_CORES") or os.cpu_count() or 1
+    elif not unless_chosen:
+        _THREADS_CHOSEN = True
     n = max(1, min(int(float(wanted)), 8))
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
+
+
+def eval_sample_indices(n: int, cap: Optional[int]) -> list[int]:
+    """A fixed sample of at most `cap` of `n` held-out examples, spread evenly over the split.
+
+    Depends only on the split's size: every run on the same data evaluates on the same examples
+    (so their base-model embeddings are cached once), and a file sorted by label is still
+    sampled across all its labels.
+    """
+    if not cap or cap >= n:
+        return list(range(n))
+    return [(i * n) // cap for i in range(cap)]
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -77,7 +101,8 @@ class RunConfig:
     seed: int = 0
     max_length: int = 64
     eval_every: int = 10
-    eval_examples: Optional[int] = None  # cap on held-out examples per evaluation
+    eval_examples: Optional[int] = None  # cap on held-out examples per evaluation (the first ones)
+    eval_sample: Optional[int] = None  # then at most this many, a fixed sample spread over the split
     warmup_steps: int = 5
     lora_r: int = 8
     oft_block_size: int = 32
@@ -174,7 +199,7 @@ class TrainingRun:
     def __init__(self, config: RunConfig, task=None, base: Optional[BaseModel] = None):
         self.device = pick_device(config.device)
         if self.device.type == "cpu":
-            configure_cpu_threads()
+            configure_cpu_threads(unless_chosen=True)  # the app's workers keep the threads they were given
         self.base = base or load_base(config.model)
         config.validate(self.base.max_length)
         self.config = config
@@ -184,7 +209,13 @@ class TrainingRun:
         self.task = task
         self.train_data = encode(self.base, task.train_texts, task.train_labels, config.max_length)
         test_n = config.eval_examples or len(task.test_texts)
-        self.test_data = encode(self.base, task.test_texts[:test_n], task.test_labels[:test_n], config.max_length)
+        test_texts, test_labels = task.test_texts[:test_n], task.test_labels[:test_n]
+        self.held_out_total = len(test_texts)  # live evaluations use `test_data`, maybe a sample of them
+        picked = eval_sample_indices(len(test_texts), config.eval_sample)
+        if len(picked) < len(test_texts):
+            test_texts = tuple(test_texts[i] for i in picked)
+            test_labels = tuple(test_labels[i] for i in picked)
+        self.test_data = encode(self.base, tuple(test_texts), tuple(test_labels), config.max_length)
         if len(self.train_data.ids) == 0 or len(self.test_data.ids) == 0:
             raise TrainingConfigError("the task needs at least one training and one held-out example")
         self.pad_id = self.base.tokenizer.pad_token_id or 0

@@ -237,3 +237,6 @@ def wire_page_load(demo: Any, tabs: Optional[Any], registry: RunRegistry, max_st
         outputs.append(tabs)
     demo.load(open_link, None, outputs, show_progress="hidden", api_visibility="private")
     demo.unload(leave)
+    if tabs is not None:  # while a busy server trains your run in turns: watch a finished one
+        transport.lesson.click(lambda: gr.Tabs(selected="lessons"), None, tabs, api_visibility="private",
+                               show_progress="hidden", queue=False)

@@ -17,62 +17,88 @@ from ui import exports
 from ui import train_views as V
 from ui.runs import ModelNotAllowed, RunRegistry, ServerBusy, Visitor
 from ui.train.controls import Controls
-from ui.train.session import prepare_run, use_cpu_threads
-from ui.train.stream import message_views, problem
+from ui.train.session import prepare_run
+from ui.train.stream import InContext, LESSONS_HINT, drop_run, failure_text, message_views, problem
 from ui.zerogpu import training_events
 
 BUSY = "A training action is still running; try again."
+STEP_WAIT = 600.0  # seconds Step +1 waits for its turn, at most
+
+
+def _stop(registry: RunRegistry, visitor: Visitor, timeout: float = 30.0) -> None:
+    """Stop whatever this visitor is training: out of the rotation at once if it waits for its turn,
+    after its step if the step runs."""
+    visitor.stop.set()
+    registry.cancel_turn(visitor)
+    registry.wait_until_idle(visitor, timeout)
 
 
 def _claim(registry: RunRegistry, visitor: Visitor, timeout: float = 30.0) -> bool:
     """Stop whatever this visitor is training and claim the run for a one-shot action."""
     if visitor.busy:
-        visitor.stop.set()
-        registry.wait_until_idle(visitor, timeout)
+        _stop(registry, visitor, timeout)
     return registry.begin(visitor)
 
 
 def pause(registry: RunRegistry, session: Optional[str]) -> dict[str, Any]:
     """Stop after the current step; the run keeps its state and Train continues from there."""
     visitor = registry.visitor(session)
-    visitor.stop.set()
-    registry.wait_until_idle(visitor, timeout=30.0)
+    _stop(registry, visitor)
     state = "paused" if visitor.run is not None and visitor.run.step_count else "ready"
     return V.all_views(visitor.run, visitor.view, state, "", visitor.run_id)
 
 
 def step_once(registry: RunRegistry, session: Optional[str], controls: Controls) -> dict[str, Any]:
-    """Exactly one optimiser step (then an evaluation and a snapshot, so every view shows it)."""
+    """Exactly one optimiser step (then an evaluation and a snapshot, so every view shows it).
+
+    The step takes one turn in the rotation like any other run's step; this waits for it.
+    """
     visitor = registry.visitor(session)
     if not _claim(registry, visitor):
         return message_views(visitor, "training", BUSY)
-    try:
-        try:
-            place = registry.try_slot(visitor.session)
-        except ServerBusy as exc:
-            return message_views(visitor, "error", problem(exc))
-        if place:
-            return message_views(visitor, "waiting", f"Server busy: {registry.load()['active']} runs are "
-                                 "training. Try again in a moment.")
+    outcome: dict[str, Any] = {"state": "paused", "message": ""}
+
+    def one_step():
         try:
             run, note = prepare_run(registry, visitor, controls)
         except (TrainingConfigError, ModelLoadError, ModelNotAllowed) as exc:
-            return message_views(visitor, "error", problem(exc))
+            outcome.update(state="error", message=problem(exc))
+            return
+        outcome["message"] = note
         if run.step_count >= registry.settings.max_steps:
-            return V.all_views(run, visitor.view, "stopped", f"This server allows {registry.settings.max_steps} "
-                               "steps per run.", visitor.run_id)
-        use_cpu_threads(registry)
+            outcome.update(state="stopped", message=f"This server allows {registry.settings.max_steps} steps "
+                                                    "per run.")
+            return
         started = time.perf_counter()
         try:
             for _ in training_events(run, steps=1):
                 pass
         except TrainingDiverged as exc:
-            return V.all_views(run, visitor.view, "stopped", problem(exc), visitor.run_id)
-        visitor.run_seconds += time.perf_counter() - started
-        return V.all_views(run, visitor.view, "paused", note, visitor.run_id)
-    finally:
-        registry.leave(visitor.session)
+            outcome.update(state="stopped", message=problem(exc))
+        except Exception as exc:  # noqa: BLE001 - this visitor is told, the server lives on
+            outcome.update(state="error", message=failure_text(exc))
+            drop_run(visitor)
+        finally:
+            visitor.run_seconds += time.perf_counter() - started
+        return
+        yield  # a generator: one turn
+
+    try:
+        turn = registry.submit(visitor, InContext(one_step()), on_end=lambda t: registry.end(visitor))
+    except ServerBusy as exc:
         registry.end(visitor)
+        return message_views(visitor, "error", f"{problem(exc)}\n\n{LESSONS_HINT}")
+    if not turn.ended.wait(STEP_WAIT):
+        registry.scheduler.cancel(turn)
+        return message_views(visitor, "error", "⚠️ The server is too busy for a step now; try again later.")
+    if turn.error is not None:
+        drop_run(visitor)
+        outcome.update(state="error", message=failure_text(turn.error))
+    if visitor.turn is turn:
+        visitor.turn = None
+    if outcome["state"] == "error" and visitor.run is None:
+        return message_views(visitor, "error", outcome["message"])
+    return V.all_views(visitor.run, visitor.view, outcome["state"], outcome["message"], visitor.run_id)
 
 
 def reset(registry: RunRegistry, session: Optional[str]) -> dict[str, Any]:
@@ -124,6 +150,7 @@ def upload_data(registry: RunRegistry, session: Optional[str], path: str) -> tup
         return False, f"⚠️ **This file cannot be used.** {exc}\n\nThe previous task is kept."
     except Exception as exc:  # noqa: BLE001 - any other failure must not take the page down
         return False, f"⚠️ **This file cannot be read** ({type(exc).__name__}). The previous task is kept."
+    registry.forget_upload(visitor)  # the previous file's tokens and embeddings
     visitor.uploaded = data
     rows = len(data.train_texts) + len(data.test_texts)
     visitor.uploaded_label = f"Your data: {data.name} ({rows} rows, {data.num_labels} classes)"
@@ -131,6 +158,10 @@ def upload_data(registry: RunRegistry, session: Optional[str], path: str) -> tup
     more = f"\n- … and {len(warnings) - 10} more" if len(warnings) > 10 else ""
     text = f"Loaded **{data.name}**: {len(data.train_texts)} training and {len(data.test_texts)} " \
            f"held-out examples, labels {', '.join(data.label_names)}."
+    sample = registry.settings.eval_sample
+    if sample and len(data.test_texts) > sample:
+        text += (f"\n\nLive held-out accuracy is measured on a fixed sample of {sample:,} of the "
+                 f"{len(data.test_texts):,} held-out examples, so that training stays quick.")
     if note:
         text += f"\n\nSkipped or noted:\n{note}{more}"
     return True, text

@@ -142,6 +142,7 @@ class TransportPanel:
     step: gr.Button
     reset: gr.Button
     new_seed: gr.Button
+    lesson: gr.Button  # opens the Lessons tab: something to watch while a busy server trains your run
 
 
 def transport_panel() -> TransportPanel:
@@ -153,7 +154,9 @@ def transport_panel() -> TransportPanel:
         step = gr.Button("Step +1", elem_id="step-btn")
         reset = gr.Button("↺ Reset", elem_id="reset-btn")
         new_seed = gr.Button("New seed", elem_id="new-seed-btn")
-    return TransportPanel(link_notice, train, pause, step, reset, new_seed)
+    lesson = gr.Button("📖 Watch a lesson (a finished run, replayed at once) while you wait", size="sm",
+                       variant="secondary", elem_id="watch-lesson-btn")
+    return TransportPanel(link_notice, train, pause, step, reset, new_seed, lesson)
 
 
 # -- status and the live views ---------------------------------------------------------------------

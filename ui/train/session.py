@@ -12,8 +12,9 @@ from qgoft_core.explore.models import load_base
 from qgoft_core.explore.registry import GIVENS_METHODS
 from qgoft_core.explore.training import STEP_CAP, RunConfig, TrainingConfigError, TrainingRun
 
+from ui import memory
 from ui.runs import RunRegistry, Visitor
-from ui.train.controls import SCALING_VALUES, Controls, structure_key, target_modules, task_for
+from ui.train.controls import UPLOADED, SCALING_VALUES, Controls, structure_key, target_modules, task_for
 from ui.zerogpu import run_device
 
 
@@ -33,9 +34,20 @@ def prepare_run(registry: RunRegistry, visitor: Visitor, controls: Controls) -> 
         return run, ""
     model_id = registry.check_model(controls.model)
     new_run = build_run(registry, model_id, controls, task_for(controls, visitor), settings.max_steps)
-    note = "Settings changed: this is a new run from step 0." if run is not None else ""
+    if controls.task == UPLOADED:  # the visitor's own data: what it puts in the caches goes when they do
+        visitor.data_keys |= memory.data_keys(new_run)
+    notes = ["Settings changed: this is a new run from step 0." if run is not None else "", sample_note(new_run)]
     visitor.run, visitor.run_key, visitor.run_seconds = new_run, key, 0.0
-    return new_run, note
+    return new_run, "\n\n".join(n for n in notes if n)
+
+
+def sample_note(run: TrainingRun) -> str:
+    """What the page says when live evaluations use a sample of the held-out split."""
+    sampled, total = len(run.test_data.ids), getattr(run, "held_out_total", len(run.test_data.ids))
+    if sampled >= total:
+        return ""
+    return (f"Live held-out accuracy and loss are measured on a fixed sample of {sampled:,} of the "
+            f"{total:,} held-out examples (the same sample at every step).")
 
 
 def build_run(registry: RunRegistry, model_id: str, controls: Controls, task, max_steps: int) -> TrainingRun:
@@ -46,7 +58,7 @@ def build_run(registry: RunRegistry, model_id: str, controls: Controls, task, ma
                        scaling=scaling if controls.method in GIVENS_METHODS else None,
                        reg_lambda=controls.lam, target_modules=target_modules(base, controls.layers),
                        lr=controls.lr, steps=controls.steps, batch_size=controls.batch_size, seed=controls.seed,
-                       device=run_device(), max_steps=max_steps)
+                       device=run_device(), max_steps=max_steps, eval_sample=registry.settings.eval_sample or None)
     try:
         run = TrainingRun(config, task=task, base=base)
     except ValueError as exc:  # e.g. a target that is not a linear layer
@@ -66,8 +78,17 @@ def warm_up(registry: RunRegistry, controls: Controls = Controls()) -> None:
     layer energies (kept by `registry`). The warm-up run itself is thrown away, so it
     takes the engine's default step cap.
     """
+    from qgoft_core.explore import caches
     from qgoft_core.explore.data.tasks import load_builtin_task
-    build_run(registry, controls.model, controls, load_builtin_task(controls.task), STEP_CAP).layer_metrics()
+    from qgoft_core.explore.models import DEFAULT_MODEL_ALIASES, DEFAULT_MODEL_ID
+    run = build_run(registry, controls.model, controls, load_builtin_task(controls.task), STEP_CAP)
+    run.layer_metrics()
+    if run.base.model_id == DEFAULT_MODEL_ID or controls.model in DEFAULT_MODEL_ALIASES:
+        # Every visitor's first run: the default task on the default model stays whatever the budgets.
+        keys = memory.data_keys(run)
+        for key in keys:
+            caches.ENCODED_SPLITS.pin(key)
+        caches.BASE_EMBEDDINGS.pin_where(lambda k: isinstance(k, tuple) and len(k) > 2 and k[2] in keys)
 
 
 def _apply_live(run: TrainingRun, controls: Controls) -> None:
@@ -94,18 +115,12 @@ def apply_live_settings(run: TrainingRun, lr: Any, lam: Any) -> bool:
 
 
 def use_cpu_threads(registry: RunRegistry) -> int:
-    """Set the intra-op threads of the calling thread for one run, and return how many.
+    """Set the calling thread's torch CPU threads to its share of the cores, and return how many.
 
-    PyTorch's CPU thread count is per OS thread (OpenMP): a worker thread starts with one
-    whatever the main thread set. A run gets the cores (``Settings.cpu_threads``, from
-    QGOFT_THREADS / CPU_CORES, else all; at most 8) shared among the runs training now, at
-    least one: two threads fighting over one core are slower than one.
+    The app's training no longer calls this: its workers get their threads from the scheduler
+    (ui/scheduler.py). Kept for callers that train on a thread of their own (benchmarks): the
+    cores (``Settings.cores()``) shared among the runs in the rotation, at least one.
     """
-    import torch
-
     from qgoft_core.explore.training import configure_cpu_threads
-    cores = configure_cpu_threads(registry.settings.cores())
-    active = max(1, registry.load()["active"])
-    threads = max(1, cores // active)
-    torch.set_num_threads(threads)
-    return threads
+    active = max(1, registry.scheduler.active())
+    return configure_cpu_threads(max(1, registry.settings.cores() // active))

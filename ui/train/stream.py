@@ -1,15 +1,23 @@
-"""Train: a worker thread trains the visitor's run; a generator watches it and draws.
+"""Train: the visitor's run takes its turns in the server's rotation; a generator watches and draws.
 
-Training runs in a worker thread per run; the streaming generator watches it and
-never holds it up. It redraws at most every ``MIN_INTERVAL`` seconds, and each
-kind of view only as often as keeps its drawing cost under ``BUDGET`` of the
-wall time (``Throttle``), so the live views cost the run a few percent at most.
+Pressing Train puts the visitor's run into the training rotation (``ui.scheduler``,
+owned by the registry): a fixed pool of workers does one step of every active run in
+turn, so every visitor's run moves from the first seconds, however many pressed Train.
+The run's first turn builds it and draws its step-0 views (from the cached base-model
+embeddings); each later turn is one optimiser step, with the evaluation and snapshot
+that follow it. The streaming generator only watches and draws, and never holds a
+worker: it redraws at most every ``MIN_INTERVAL`` seconds, each kind of view only as
+often as keeps its drawing cost under ``BUDGET`` of the wall time (``Throttle``), and
+tells a visitor whose run waits for its turn where it is in the rotation and how long
+a step takes, measured.
+
+Caps: ``QGOFT_MAX_STEPS`` bounds the steps, ``QGOFT_MAX_SECONDS`` the run's own
+training time (its turns only, not the time it waits for them).
 """
 from __future__ import annotations
 
 import contextvars
 import queue
-import threading
 import time
 from typing import Any, Iterator, Optional
 
@@ -18,14 +26,15 @@ from qgoft_core.explore.training import TrainingConfigError, TrainingDiverged, T
 
 from ui import train_views as V
 from ui.runs import ModelNotAllowed, RunRegistry, ServerBusy, Visitor
+from ui.scheduler import Turn
 from ui.train.controls import Controls
-from ui.train.session import prepare_run, use_cpu_threads
+from ui.train.session import prepare_run
 from ui.zerogpu import training_events
 
 MIN_INTERVAL = 0.5  # seconds between two updates of the page, at least (<= 2 per second)
 BUDGET = 0.04  # each kind of view may cost at most this fraction of the training time
-WAIT_POLL = 1.0  # seconds between two looks at the waiting line
 TICK = 1.0  # the watching generator yields at least this often, even with nothing new
+LESSONS_HINT = "While you wait: **📖 Watch a lesson** (below the Train buttons) replays a finished run at once."
 
 
 class Throttle:
@@ -71,106 +80,161 @@ def train_stream(registry: RunRegistry, session: Optional[str], controls: Contro
                  throttle: Optional[Throttle] = None) -> Iterator[dict[str, Any]]:
     """Train the visitor's run up to `controls.steps`, yielding view updates (dicts keyed by element id).
 
-    The run trains in a thread of its own (``_train_worker``); this generator only watches
-    it and draws. So drawing never holds training up, and the generator reaches a ``yield``
-    at least every ``TICK`` seconds: Gradio can cancel it (Pause, a closed tab) at once. When
-    it is cancelled it sets the visitor's stop flag, and the worker stops after its step.
+    The run trains in the server's rotation (``training_turn``, one quantum per turn); this
+    generator only watches it and draws. It reaches a ``yield`` at least every ``TICK``
+    seconds, so Gradio can cancel it (Pause, a closed tab) at once; then the run leaves
+    the rotation (at once while it waits, after its step while it runs).
     """
     visitor = registry.visitor(session)
     registry.wait_until_idle(visitor, timeout=10.0)  # a Pause just pressed: let its step finish
     if not registry.begin(visitor):
         yield message_views(visitor, "training", "A training action is already running in this tab.")
         return
-    handed_over = False
+    news: queue.SimpleQueue = queue.SimpleQueue()
+    outcome = {"state": "paused", "message": ""}
+    work = InContext(training_turn(registry, visitor, controls, news, outcome))
     try:
-        granted = yield from _wait_for_slot(registry, visitor)
-        if not granted:
-            return
-        yield message_views(visitor, "preparing", "")
-        news: queue.SimpleQueue = queue.SimpleQueue()
-        # copy_context: the worker sees Gradio's request context (ZeroGPU's quota reads it).
-        worker = threading.Thread(target=contextvars.copy_context().run, daemon=True,
-                                  args=(_train_worker, registry, visitor, controls, news),
-                                  name=f"train-{visitor.run_id}")
-        worker.start()
-        handed_over = True  # from here on the worker gives back the slot and the busy flag
-        yield from _watch(visitor, news, throttle or Throttle())
-    finally:
-        if handed_over:
-            visitor.stop.set()  # cancelled (or finished): the worker stops after its current step
-        else:
-            registry.leave(visitor.session)
-            registry.end(visitor)
-
-
-def _wait_for_slot(registry: RunRegistry, visitor: Visitor) -> Iterator[dict[str, Any]]:
-    """Yield "server busy" messages until the visitor holds a training slot; returns whether it does."""
-    while not visitor.stop.is_set():
-        try:
-            place = registry.try_slot(visitor.session)
-        except ServerBusy as exc:
-            yield message_views(visitor, "error", problem(exc))
-            return False
-        if place == 0:
-            return True
-        load = registry.load()
-        yield message_views(visitor, "waiting", f"Server busy: {load['active']} runs are training (the limit "
-                            f"is {load['limit']}); you are number {place} of {load['waiting']} waiting. "
-                            "Training starts by itself when a slot frees up.")
-        visitor.stop.wait(WAIT_POLL)
-    return False
-
-
-def _train_worker(registry: RunRegistry, visitor: Visitor, controls: Controls, news: queue.SimpleQueue) -> None:
-    """Build (or reuse) the run and train it to its step target; report through `news`.
-
-    Messages: ("note", text) when the page should say something, ("event", kind) per engine
-    event, then one ("end", state, message). Gives back
-    the training slot and the visitor's busy flag before the end message.
-    """
-    state, message = "done", ""
-    try:
-        use_cpu_threads(registry)
-        try:
-            run, message = prepare_run(registry, visitor, controls)
-        except (TrainingConfigError, ModelLoadError, ModelNotAllowed) as exc:
-            state, message = "error", problem(exc)
-            return
-        if message:
-            news.put(("note", message))
-        if run.step_count >= run.config.steps:
-            state, message = "done", (f"Already at step {run.step_count}: raise **Steps** to train further, "
-                                      "or **Reset**.")
-            return
-        cap = float(registry.settings.max_seconds)
-        seconds_before, started = visitor.run_seconds, time.perf_counter()
-        for kind, _record in training_events(run):
-            visitor.run_seconds = seconds_before + time.perf_counter() - started
-            visitor.last_seen = time.monotonic()
-            news.put(("event", kind))
-            if visitor.stop.is_set():
-                state = "paused"
-                break
-            if visitor.run_seconds > cap:
-                state, message = "stopped", (f"Stopped: this server allows {cap:g} s of training per run. "
-                                             "Export what you have, or Reset to start again.")
-                break
-    except TrainingDiverged as exc:
-        state, message = "stopped", problem(exc)
-    except Exception as exc:  # noqa: BLE001 - whatever breaks, the page is told and the server lives on
-        state, message = "error", f"⚠️ Training failed: {type(exc).__name__}: {exc}"
-    finally:
-        registry.leave(visitor.session)
+        turn = registry.submit(visitor, work, on_end=lambda t: turn_ended(registry, visitor, t, news, outcome))
+    except ServerBusy as exc:
         registry.end(visitor)
-        news.put(("end", state, message))
+        yield message_views(visitor, "error", f"{problem(exc)}\n\n{LESSONS_HINT}")
+        return
+    try:
+        yield from _watch(registry, visitor, turn, news, throttle or Throttle())
+    finally:
+        visitor.stop.set()  # cancelled (or finished): the run stops after its current step
+        registry.scheduler.cancel(turn)
 
 
-def _watch(visitor: Visitor, news: queue.SimpleQueue, throttle: Throttle) -> Iterator[dict[str, Any]]:
-    """Draw what the worker reports, at most every MIN_INTERVAL s and within the throttle's budget."""
+class InContext:
+    """A turn's work run inside the context of the event that started it (ZeroGPU's quota
+    reads Gradio's request from it), whichever worker runs the quantum."""
+
+    def __init__(self, work: Iterator[Any]):
+        self.work = work
+        self.context = contextvars.copy_context()
+
+    def __iter__(self) -> "InContext":
+        return self
+
+    def __next__(self) -> Any:
+        return self.context.run(next, self.work)
+
+    def close(self) -> None:
+        self.context.run(self.work.close)
+
+
+def next_quantum(events: Iterator[tuple[str, dict]], eval_every: int, target: int) -> list[tuple[str, dict]]:
+    """The engine events of one turn: one optimiser step, with the evaluation and snapshot that follow
+    it (the step-0 evaluation and snapshot are a turn of their own). Empty when the run has ended."""
+    batch: list[tuple[str, dict]] = []
+    for kind, record in events:
+        batch.append((kind, record))
+        if kind == "step":
+            step = int(record.get("step", 0))
+            if step % max(1, eval_every) == 0 or step >= target:
+                continue  # its evaluation and snapshot come in this turn too
+            break
+        if kind == "snapshot":
+            break
+    return batch
+
+
+def training_turn(registry: RunRegistry, visitor: Visitor, controls: Controls, news: queue.SimpleQueue,
+                  outcome: dict) -> Iterator[None]:
+    """The visitor's training, cut into turns: each ``next()`` is one quantum (see ``next_quantum``).
+
+    The first builds (or reuses) the run. Reports through `news` ("note", text) and ("event", kind);
+    leaves its end state and message in `outcome` (``turn_ended`` reports them). A run that fails
+    with anything but a divergence is dropped, and its memory with it.
+    """
+    def end(state: str, message: str = "") -> None:
+        outcome.update(state=state, message=message)
+
+    try:
+        try:
+            run, note = prepare_run(registry, visitor, controls)
+        except (TrainingConfigError, ModelLoadError, ModelNotAllowed) as exc:
+            return end("error", problem(exc))
+        if note:
+            news.put(("note", note))
+        target = run.config.steps
+        if run.step_count >= target:
+            return end("done", f"Already at step {run.step_count}: raise **Steps** to train further, or **Reset**.")
+        events = iter(training_events(run))
+        cap = float(registry.settings.max_seconds)
+        while True:
+            started = time.perf_counter()
+            batch = next_quantum(events, run.config.eval_every, target)
+            visitor.run_seconds += time.perf_counter() - started  # its own step time, not its wait
+            visitor.last_seen = time.monotonic()
+            for kind, _record in batch:
+                news.put(("event", kind))
+            if not batch or run.step_count >= target:
+                return end("done")
+            if visitor.stop.is_set():
+                return end("paused")
+            if visitor.run_seconds > cap:
+                return end("stopped", f"Stopped: this server allows {cap:g} s of training per run (its own "
+                                      "steps, not the time it waited for them). Export what you have, or Reset "
+                                      "to start again.")
+            yield  # the end of this turn: the next run in the rotation takes the worker
+    except TrainingDiverged as exc:
+        end("stopped", problem(exc))
+    except Exception as exc:  # noqa: BLE001 - whatever breaks, this visitor is told and the server lives on
+        end("error", failure_text(exc))
+        drop_run(visitor)
+
+
+def failure_text(exc: BaseException) -> str:
+    return (f"⚠️ Training failed: {type(exc).__name__}: {exc}. The run was dropped; press **Train** to start "
+            "a new one (other visitors' runs are not affected).")
+
+
+def drop_run(visitor: Visitor) -> None:
+    """Forget a run that failed (out of memory, a bug): its state cannot be trusted."""
+    visitor.run, visitor.run_key, visitor.run_seconds = None, None, 0.0
+
+
+def turn_ended(registry: RunRegistry, visitor: Visitor, turn: Turn, news: queue.SimpleQueue,
+               outcome: dict) -> None:
+    """The turn left the rotation (finished, cancelled or failed): free the visitor, say how it ended."""
+    state, message = outcome["state"], outcome["message"]
+    if turn.error is not None and not isinstance(turn.error, GeneratorExit):
+        state, message = "error", failure_text(turn.error)
+        drop_run(visitor)
+    if visitor.turn is turn:
+        visitor.turn = None
+    registry.end(visitor)
+    news.put(("end", state, message))
+
+
+def rotation_note(registry: RunRegistry, turn: Turn) -> str:
+    """Where the visitor's run is in the rotation and how long it waits, measured; "" when nobody waits."""
+    scheduler = registry.scheduler
+    active, workers = scheduler.active(), scheduler.workers
+    if active <= workers or turn.done:
+        return ""
+    per, place = scheduler.quantum_seconds(), scheduler.position(turn)
+    text = (f"🔁 {active} runs are training on this server, {workers} step{'s' if workers > 1 else ''} at a time: "
+            "every run gets one step in turn.")
+    if per is not None:
+        text += (f" A step takes about {per:.1f} s, so your run moves about every "
+                 f"{scheduler.round_seconds():.0f} s.")
+    if place > 0:
+        eta = scheduler.wait_estimate(turn)
+        text += f" Your run is number {place} in line" + (f"; its next step in about {eta:.0f} s." if eta else ".")
+    return text
+
+
+def _watch(registry: RunRegistry, visitor: Visitor, turn: Turn, news: queue.SimpleQueue,
+           throttle: Throttle) -> Iterator[dict[str, Any]]:
+    """Draw what the turns report, at most every MIN_INTERVAL s and within the throttle's budget."""
     last_yield, drawn_snapshots = time.perf_counter(), -1  # -1: nothing drawn yet (draw as soon as possible)
-    note, dirty = "", False  # dirty: the worker reported something not drawn yet
+    note, dirty = "", False  # dirty: the run reported something not drawn yet
+    first = True
     while True:
-        wait = TICK if not dirty else max(0.02, MIN_INTERVAL - (time.perf_counter() - last_yield))
+        wait = (0.05 if first else TICK) if not dirty else max(0.02, MIN_INTERVAL - (time.perf_counter() - last_yield))
         items = []
         try:
             items.append(news.get(timeout=wait))
@@ -190,16 +254,30 @@ def _watch(visitor: Visitor, news: queue.SimpleQueue, throttle: Throttle) -> Ite
         dirty = dirty or bool(items)
         now = time.perf_counter()
         # Something to draw: the step-0 evaluation (loss and accuracy) comes before the snapshot.
-        ready = run is not None and bool(run.history.evals or run.history.snapshots)
+        ready = run is not None and turn.quanta > 0 and bool(run.history.evals or run.history.snapshots)
         if dirty and ready and (drawn_snapshots < 0 or now - last_yield >= MIN_INTERVAL):
-            update = _live_update(run, visitor, throttle, drawn_snapshots, note)
+            update = _live_update(run, visitor, throttle, drawn_snapshots, _join(note, rotation_note(registry, turn)))
             if V.TIMELINE in update:
                 drawn_snapshots = len(run.history.snapshots)
             dirty, last_yield = False, time.perf_counter()
             yield update
-        elif now - last_yield >= TICK:
-            last_yield = now
-            yield {}  # nothing to draw: a yield all the same, so that a cancel lands at once
+        elif first or now - last_yield >= TICK:
+            first, last_yield = False, now
+            waiting = rotation_note(registry, turn)
+            if not ready and turn.quanta == 0:
+                # Not built yet: say where the run is in line (a newcomer's first turn comes first).
+                place = registry.scheduler.position(turn)
+                text = waiting or ("Preparing your run…" if place == 0 else "Your run starts in a moment…")
+                yield message_views(visitor, "waiting" if place else "preparing",
+                                    _join(text, LESSONS_HINT if waiting else ""))
+            elif waiting and run is not None:
+                yield {V.STATUS: V.status_markdown(run, "training", _join(note, waiting, LESSONS_HINT))}
+            else:
+                yield {}  # nothing to draw: a yield all the same, so that a cancel lands at once
+
+
+def _join(*parts: str) -> str:
+    return "\n\n".join(p for p in parts if p)
 
 
 def _live_update(run: TrainingRun, visitor: Visitor, throttle: Throttle, drawn_snapshots: int,
