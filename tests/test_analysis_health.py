@@ -262,9 +262,10 @@ def test_angle_histogram_bins_follow_the_data(tiny_base, tmp_path):
     assert len(fig.data[0].x) == IF.HISTOGRAM_BINS == 48
     assert sum(c > 0 for c in fig.data[0].y) > 5  # not one bar
     assert f"range ±{high:.3g}° from the data" in fig.layout.title.text
+    assert "shared by both columns" in IF.angle_histogram(report, shared=True).layout.title.text
     assert sum(fig.data[0].y) == sum(a.size for a in report.angles.values())
     wide = IF.angle_histogram(report, limit=180)
-    assert list(wide.layout.xaxis.range) == [-180, 180] and "at a half-turn" in wide.layout.title.text
+    assert list(wide.layout.xaxis.range) == [-180, 180] and "dotted: ±171°, a half-turn" in wide.layout.title.text
 
 
 def test_side_by_side_histograms_and_norm_charts_share_axes(tiny_base, tmp_path):

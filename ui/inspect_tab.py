@@ -272,7 +272,8 @@ def side_figures(reports: list[AdapterReport | None], scales: list[str], layers:
             continue
         figures.append({
             "heatmap": IF.angle_heatmap(report, scale=scale or "global", height=height),
-            "histogram": IF.angle_histogram(report, saturation_fraction=SATURATION_FRACTION, limit=limit),
+            "histogram": IF.angle_histogram(report, saturation_fraction=SATURATION_FRACTION, limit=limit,
+                                            shared=len(shown) == 2),
             "norms": IF.norm_change_figure(report),
             "spectrum": IF.spectrum_figure(report, layer or None),
         })

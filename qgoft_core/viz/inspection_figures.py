@@ -82,7 +82,7 @@ def angle_limit(reports: Any) -> Optional[float]:
 
 
 def angle_histogram(report: Any, bins: int = HISTOGRAM_BINS, saturation_fraction: float = DEFAULT_SATURATION,
-                    limit: Optional[float] = None) -> go.Figure:
+                    limit: Optional[float] = None, shared: bool = False) -> go.Figure:
     """All layers' angles pooled, in bins that follow the data: ±max|θ| (+15%), or ±`limit` degrees.
 
     A short run's angles stay within a few degrees: fixed bins over ±180° would
@@ -108,10 +108,10 @@ def angle_histogram(report: Any, bins: int = HISTOGRAM_BINS, saturation_fraction
     fig.update_xaxes(title_text="rotation angle (deg)", range=[lower, limit])
     fig.update_yaxes(title_text="angles (count)", rangemode="tozero")
     span = f"±{limit:.3g}°" if report.signed_angles else f"0 to {limit:.3g}°"
-    note = (f"{values.size} angles in {len(report.angles)} layers; range {span} from the data "
+    source = "shared by both columns" if shared else "from the data"
+    note = (f"{values.size} angles, {len(report.angles)} layers; range {span} {source} "
             f"({bins} bins of {(limit - lower) / bins:.3g}°)")
-    note += (f"; dotted lines: ±{half_turn:g}°, at a half-turn (saturation only for the tanh form)" if lines
-             else f"; a half-turn (±{half_turn:g}°) is off this range")
+    note += (f"; dotted: ±{half_turn:g}°, a half-turn" if lines else f"; a half-turn (±{half_turn:g}°) is off this range")
     fig.update_layout(meta={"angle_range": [lower, limit]})
     return _styled(fig, f"{title}<br><sup>{note}</sup>", HEIGHTS["angle_histogram"])
 
