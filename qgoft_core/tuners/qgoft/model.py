@@ -229,11 +229,14 @@ def qgoft_config_from_dict(raw: dict[str, Any]) -> QGOFTConfig:
 
 
 def _check_base(model: QGOFTModel, raw: dict[str, Any]) -> None:
-    recorded, current = raw.get("base_model_name_or_path"), base_model_id(model.base_model)
-    if recorded and current and recorded != current:
-        raise BaseModelMismatchError(
-            f"adapter was trained on base model {recorded!r} but is being loaded into {current!r}")
+    """Refuse a base whose weights differ from the recorded ones.
+
+    The recorded weight norms decide: one model goes by many names (a hub id, a
+    local folder, a package's copy), so a different name with the same weights is
+    the same base. Only a file without recorded norms falls back to the names.
+    """
     layers = model.adapter_layers()
+    checked = 0
     for name, meta in (raw.get("layers") or {}).items():
         if name not in layers or "base_weight_norm" not in meta:
             continue
@@ -242,6 +245,11 @@ def _check_base(model: QGOFTModel, raw: dict[str, Any]) -> None:
             raise BaseModelMismatchError(
                 f"layer {name}: base weight differs from the one the adapter was trained on "
                 f"(norm {norm:.6g} vs {float(meta['base_weight_norm']):.6g}); wrong base model?")
+        checked += 1
+    recorded, current = raw.get("base_model_name_or_path"), base_model_id(model.base_model)
+    if not checked and recorded and current and recorded != current:
+        raise BaseModelMismatchError(
+            f"adapter was trained on base model {recorded!r} but is being loaded into {current!r}")
 
 
 def load_adapter(base: nn.Module, directory, is_trainable: bool = False,
