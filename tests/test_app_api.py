@@ -139,6 +139,22 @@ def test_idle_visitors_are_released_and_their_runs_freed():
     assert registry.release("new") and registry.peek("new") is None
 
 
+def test_finished_runs_go_sooner_than_runs_paused_half_way():
+    from types import SimpleNamespace
+    registry, clock = make_registry(idle_minutes=30, finished_idle_minutes=5)
+    done = registry.visitor("done")
+    done.run = SimpleNamespace(step_count=20, config=SimpleNamespace(steps=20))
+    half = registry.visitor("half")
+    half.run = SimpleNamespace(step_count=7, config=SimpleNamespace(steps=20))
+    nothing = registry.visitor("nothing")
+    clock["now"] += 6 * 60.0
+    assert registry.sweep() == 2
+    assert registry.peek("half") is half and registry.peek("done") is None and registry.peek("nothing") is None
+    assert done.run is None and nothing.stop.is_set()
+    clock["now"] += 30 * 60.0
+    assert registry.sweep() == 1 and registry.peek("half") is None
+
+
 def test_model_allow_list():
     from qgoft_core.explore.models import DEFAULT_MODEL_ID
     from ui.runs import ModelNotAllowed

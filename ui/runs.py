@@ -304,8 +304,10 @@ class RunRegistry:
 
     def _idle_limit(self, visitor: Visitor) -> float:
         run = visitor.run
-        half_way = run is not None and 0 < run.step_count < run.config.steps
-        minutes = self.settings.idle_minutes if half_way else self.settings.finished_idle_minutes
+        step, target = getattr(run, "step_count", 0), getattr(getattr(run, "config", None), "steps", 0)
+        half_way = 0 < step < target
+        idle = self.settings.idle_minutes
+        minutes = idle if half_way else min(idle, self.settings.finished_idle_minutes)
         return 60.0 * max(1, minutes)
 
     def _take_idle(self, now: float) -> list[Visitor]:
