@@ -257,8 +257,8 @@ TOUR_STEPS: list[dict[str, str]] = [
 
 CHART_NOTES: dict[str, dict[str, str]] = {
     "loss-plot": {
-        "see": "The training loss at every step, split into the task loss and (for qGOFT) "
-        "the penalty λ·Σ⟨α, β⟩² on its own scale, and the held-out accuracy.",
+        "see": "The training loss at every step and the held-out accuracy; for qGOFT, the only "
+        "method with a penalty, also the penalty λ·Σ⟨α, β⟩² in a panel of its own scale.",
         "notice": "Rotations need a larger learning rate than LoRA before the loss moves. The "
         "penalty measures only the shear of the blocks: a penalty near 0 does not mean the "
         "operator is orthogonal (the column lengths are free).",
@@ -276,8 +276,9 @@ CHART_NOTES: dict[str, dict[str, str]] = {
         "starts exactly at the pretrained one.",
     },
     "angle-hist": {
-        "see": "The distribution of all rotation angles at each logged step, in fixed bins on "
-        "[−180°, 180°) (angles past a half-turn are wrapped; the title says when).",
+        "see": "The distribution of the selected layer's rotation angles at each logged step "
+        "(one row per step), in bins that follow the data: ± the largest angle of the run, the "
+        "range in the subtitle (angles past a half-turn are wrapped; the subtitle says when).",
         "notice": "It starts as a spike at 0 and widens; a wide, flat histogram at a small "
         "learning rate hints at noisy training.",
         "try": "Compare two learning rates and see how fast the histogram spreads.",
@@ -300,11 +301,14 @@ CHART_NOTES: dict[str, dict[str, str]] = {
         "times with λ = 10, while this chart ends slightly higher than with λ = 0.01.",
     },
     "energy-plot": {
-        "see": "The relative drift of hyperspherical energy, (HE − HE₀)/HE₀, per layer over "
-        "training.",
-        "notice": "Flat at zero for strict GOFT (without scaling or with output scaling): every "
-        "neuron gets the same rotation, so no angle between neurons changes. qGOFT drifts even "
-        "with its penalty at 0, because uneven column lengths stretch the inputs unevenly.",
+        "see": "The size of the relative drift of hyperspherical energy, |HE − HE₀|/HE₀, per layer "
+        "over training, on a log scale. The grey band at the bottom is float32 rounding (up to "
+        "~5e-9): a value inside it means the energy did not change.",
+        "notice": "Strict GOFT (without scaling or with output scaling) stays inside the grey band: "
+        "its step from exactly 0 at step 0 (drawn at 1e-16) to ~1e-10 is rounding, not drift, since "
+        "every neuron gets the same rotation and no angle between neurons changes. qGOFT rises "
+        "above the band to ~1e-4 even with its penalty at 0, because uneven column lengths stretch "
+        "the inputs unevenly.",
         "try": "Load the lesson \"GOFT vs LoRA: what is forgotten\" and compare LoRA's drift "
         "with GOFT's; in the playground, give qGOFT's columns a length other than 1.",
     },

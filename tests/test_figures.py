@@ -231,29 +231,59 @@ def test_angle_heatmap_is_fast_for_36_by_1535():
 # --------------------------------------------------------------------------
 
 
-def test_angle_histograms_fixed_bins_cover_half_turns():
+def test_angle_histograms_bins_follow_the_data():
     rng = np.random.default_rng(3)
     snaps = [rng.normal(0, 0.05 * (k + 1), 200) for k in range(4)]
     fig = F.angle_histograms_over_time([0, 10, 20, 30], snaps, bins=72, layer_name=bert_names(1)[0])
     assert_styled(fig)
     heatmap = fig.data[0]
     edges = np.asarray(heatmap.x, dtype=float)
-    assert len(edges) == 73 and edges[0] == -180 and edges[-1] == 180
+    largest = max(np.degrees(np.abs(s)).max() for s in snaps)
+    assert len(edges) == 73 and np.isclose(edges[-1], 1.15 * largest) and np.isclose(edges[0], -edges[-1])
     counts = np.asarray(heatmap.z)
     assert counts.shape == (4, 72)
     assert (counts.sum(axis=1) == 200).all()
     assert colorbar_title(heatmap) == "pairs"
     assert "L0.query" in fig.layout.title.text
+    assert f"±{edges[-1]:.3g}°" in fig.layout.title.text  # the subtitle says the range
+    assert list(fig.layout.meta["angle_range"]) == [edges[0], edges[-1]]
     assert fig.layout.xaxis.title.text and fig.layout.yaxis.title.text == "optimizer step"
 
 
+def test_angle_histogram_of_a_short_run_shows_the_spike_widening():
+    """Angles growing from 0 to ±6° (a 60-step GOFT run): many bins filled, more at each step."""
+    rng = np.random.default_rng(0)
+    base = rng.uniform(-1, 1, 383)
+    steps = [0, 10, 20, 30, 40, 50, 60]
+    snaps = [np.radians(6.0 * base * s / 60) for s in steps]
+    fig = F.angle_histograms_over_time(steps, snaps)
+    counts = np.asarray(fig.data[0].z)
+    assert counts.shape[1] == F.HISTOGRAM_BINS and 40 <= F.HISTOGRAM_BINS <= 60
+    filled = (counts > 0).sum(axis=1)
+    assert filled[0] == 1  # step 0: every angle is 0, one spike
+    assert filled[-1] >= 30  # step 60: spread over most of the bins
+    assert (np.diff(filled) >= 0).all()  # the spike widens step by step
+    assert np.isclose(fig.data[0].x[-1], 1.15 * 6.0, rtol=1e-2)
+    # the old fixed bins over ±180° drew this as one or two bars
+    old = np.histogram(np.degrees(snaps[-1]), bins=F.angle_bin_edges(72))[0]
+    assert (old > 0).sum() <= 4  # 5° bins: four bars at most
+
+
+def test_angle_histogram_range_given_by_the_whole_run():
+    early = [np.radians([0.0, 0.5, -0.5])]
+    fig = F.angle_histograms_over_time([10], early, half_range=F.angle_half_range(early + [np.radians([6.0])]))
+    assert np.isclose(fig.data[0].x[-1], 1.15 * 6.0)
+    assert F.angle_half_range([[0.0]]) > 0  # all zeros still draws
+    assert F.angle_half_range([np.radians([400.0])]) <= 180
+
+
 def test_angle_histograms_wrap_and_radian_edges():
-    fig = F.angle_histograms_over_time([0], [[np.radians(190.0)]], bins=36)
+    fig = F.angle_histograms_over_time([0], [[np.radians(190.0)], ], bins=36, half_range=180)
     counts = np.asarray(fig.data[0].z)
     assert counts.sum() == 1 and counts[0, 1] == 1  # 190 deg = -170 deg, bin [-170, -160)
     assert "wrapped" in fig.layout.title.text
-    rad = F.angle_histograms_over_time([0], [[0.0]], bins=8, degrees=False)
-    assert np.isclose(rad.data[0].x[0], -np.pi) and np.isclose(rad.data[0].x[-1], np.pi)
+    rad = F.angle_histograms_over_time([0], [[0.0, 1.0]], bins=8, degrees=False)
+    assert np.isclose(rad.data[0].x[-1], 1.15) and np.isclose(rad.data[0].x[0], -1.15)
 
 
 # --------------------------------------------------------------------------
@@ -292,7 +322,8 @@ def test_energy_drift_log_axis_handles_exact_zeros():
     fig = F.energy_drift_over_steps([0, 100, 200], drift)
     assert_styled(fig)
     assert fig.layout.yaxis.type == "log"
-    for trace in fig.data:
+    assert "rounding" in fig.data[0].name  # the band first, the layers on top
+    for trace in fig.data[1:]:
         y = np.asarray(trace.y, dtype=float)
         assert (y > 0).all() and y[0] == F.LOG_FLOOR and np.isclose(y[2], 0.02)
     assert "1e-16" in fig.layout.title.text

@@ -57,25 +57,89 @@ def _angle_range(run: PrecomputedRun) -> float:
     return math.degrees(peak) or 1.0
 
 
-def run_figures(run: PrecomputedRun, index: int) -> dict[str, go.Figure]:
-    """The four Train-tab charts of ``run`` at snapshot ``index``."""
+def _has_regulariser(run: PrecomputedRun) -> bool:
+    return run.method == "qgoft"  # only qGOFT adds a penalty to the loss
+
+
+def _min_neurons(run: PrecomputedRun) -> int | None:
+    counts = [a.size for snap in run.norm_ratio for a in snap.values() if a.size]
+    return min(counts) if counts else None
+
+
+def _finite(values) -> list[float]:
+    array = np.asarray([np.nan if v is None else v for v in values], dtype=float).ravel()
+    return [float(v) for v in array[np.isfinite(array)]]
+
+
+def _top(values, margin: float = 1.05) -> float | None:
+    finite = _finite(values)
+    return margin * max(finite) if finite and max(finite) > 0 else None
+
+
+def pair_ranges(run_a: PrecomputedRun, run_b: PrecomputedRun) -> dict:
+    """One range per quantity for both runs over their whole timelines.
+
+    Paired charts then share their y axes (and the heatmaps their colour
+    scale): the lesson reads from the picture, without comparing tick labels,
+    and the axes stay put while the timeline plays.
+    """
+    runs = (run_a, run_b)
+    band = F.energy_rounding_level(min(filter(None, (_min_neurons(r) for r in runs)), default=None))
+    drift = [abs(v) for r in runs for v in np.asarray(r.he_drift, dtype=float).ravel()]
+    orth = [v for r in runs for v in np.asarray(r.orth_dev, dtype=float).ravel()]
+    loss = [r_.get(k) for r in runs for records in (r.steps, r.evals) for r_ in records for k in ("loss",)]
+    reg = [s.get("reg_loss") for r in runs if _has_regulariser(r) for s in r.steps]
+    return {
+        "band": band,
+        "energy": F.log_range(drift + [band, F.LOG_FLOOR]),
+        "orth": F.log_range(orth + [F.ORTH_TOLERANCE]) if _finite(orth) else None,
+        "loss": [0.0, _top(loss) or 1.0],
+        "reg": [0.0, _top(reg) or 1.0],
+        "angle": max(_angle_range(r) for r in runs),
+        "regulariser": any(_has_regulariser(r) for r in runs),
+    }
+
+
+@lru_cache(maxsize=16)
+def _preset_ranges(key: str) -> dict:
+    _, run_a, run_b = load_preset(key)
+    return pair_ranges(run_a, run_b)
+
+
+def run_figures(run: PrecomputedRun, index: int, ranges: dict | None = None) -> dict[str, go.Figure]:
+    """The four Train-tab charts of ``run`` at snapshot ``index``.
+
+    ``ranges`` (:func:`pair_ranges` of the two runs shown) gives both columns
+    the same y ranges, colour scale and panels; without it the run's own.
+    """
+    ranges = ranges or pair_ranges(run, run)
     step = run.snapshot_steps[index]
     last = run.snapshot_steps[-1]
-    loss = _fix_step_axis(F.loss_curves(_upto(run.steps, step), _upto(run.evals, step)), last)
+    own_reg = _has_regulariser(run)
+    loss = _fix_step_axis(F.loss_curves(
+        _upto(run.steps, step), _upto(run.evals, step), regulariser=ranges["regulariser"],
+        regulariser_note=None if own_reg else f"{run.label}: no regulariser (only qGOFT has a penalty)"), last)
+    loss.update_yaxes(range=ranges["loss"], autorange=False, row=1, col=1)
+    if ranges["regulariser"]:
+        loss.update_yaxes(range=ranges["reg"], autorange=False, row=2, col=1)
     names = run.layer_names
     angles = [run.angles[index][n] for n in names]
     if any(a.size for a in angles):
         heatmap = F.angle_heatmap(names, angles)
-        peak = _angle_range(run)
+        peak = ranges["angle"]
         heatmap.update_traces(zmin=-peak, zmax=peak)
-        heatmap.update_layout(title_text=f"Rotation angles per layer at step {step} "
-                                         f"(colour scale fixed over the run: ±{peak:.3g}°)")
+        heatmap.update_layout(title_text=f"Rotation angles per layer at step {step}<br><sup>colour scale fixed "
+                                         f"over the run and shared by both columns: ±{peak:.3g}°</sup>")
     else:
         heatmap = _message_figure("Rotation angles per layer",
                                   f"{run.label}: this method has no Givens rotations, so no angles.")
-    energy = _fix_step_axis(F.energy_drift_over_steps(*run.series("he_drift", index)), last)
+    energy = _fix_step_axis(F.energy_drift_over_steps(*run.series("he_drift", index),
+                                                      rounding=ranges["band"]), last)
+    energy.update_yaxes(range=ranges["energy"], autorange=False)
     if np.isfinite(run.orth_dev).any():
         orth = _fix_step_axis(F.orthogonality_over_steps(*run.series("orth_dev", index)), last)
+        if ranges["orth"]:
+            orth.update_yaxes(range=ranges["orth"], autorange=False)
     else:
         orth = _message_figure("Orthogonality deviation per layer",
                                f"{run.label}: an additive update has no rotation operator M, "
@@ -203,7 +267,8 @@ def render_frame(key: str, index: int) -> tuple:
     """Everything the tab shows for preset ``key`` at snapshot ``index`` (cached: presets never change)."""
     preset, run_a, run_b = load_preset(key)
     index = max(0, min(len(run_a.snapshot_steps) - 1, int(index)))
-    figs_a, figs_b = run_figures(run_a, index), run_figures(run_b, index)
+    ranges = _preset_ranges(key)
+    figs_a, figs_b = run_figures(run_a, index, ranges), run_figures(run_b, index, ranges)
     step = run_a.snapshot_steps[index]
     charts = [fig for chart in CHARTS for fig in (figs_a[chart], figs_b[chart])]
     extra = None

@@ -101,10 +101,17 @@ def status_markdown(run, state: str, message: str = "") -> str:
 
 
 # -- charts ----------------------------------------------------------------------------
+def has_regulariser(method: str) -> bool:
+    """Whether the method adds a penalty to the loss (only qGOFT: λ·Σ⟨α, β⟩²)."""
+    return method == "qgoft"
+
+
 def loss_view(run) -> Optional[PlotData]:
+    """Loss curves; the regulariser panel only for a method that has one."""
     if run is None or (not run.history.steps and not run.history.evals):
         return None
-    return plot_data(F.loss_curves(list(run.history.steps), list(run.history.evals)))
+    return plot_data(F.loss_curves(list(run.history.steps), list(run.history.evals),
+                                   regulariser=has_regulariser(run.config.method)))
 
 
 def snapshot_index(snapshots: list[dict], step: Optional[int]) -> int:
@@ -117,8 +124,25 @@ def _round_cell(value):
 
 
 def table_rows(snapshot: dict) -> list[list]:
+    """The layer table's rows: short name first, the numbers, the full module path last."""
     rows = F.layer_overview_table(snapshot)
     return [[_round_cell(row.get(c)) for c in F.TABLE_COLUMNS] for row in rows]
+
+
+TABLE_LABEL = "Click a row to select that layer (the full module path is the last column)"
+
+
+def table_update(snapshot: Optional[dict]) -> gr.Dataframe:
+    """The layer table with narrow number columns and the long path last, so it fits 1440 px."""
+    return gr.Dataframe(value=table_rows(snapshot) if snapshot else [], headers=F.TABLE_COLUMNS,
+                        column_widths=F.TABLE_COLUMN_WIDTHS, wrap=True, label=TABLE_LABEL)
+
+
+def min_neurons(snapshot: dict) -> Optional[int]:
+    """The fewest neurons of the snapshot's layers (sets the energy chart's rounding band)."""
+    counts = [np.size(layer.get("norm_ratio")) for layer in snapshot["layers"].values()]
+    counts = [c for c in counts if c]
+    return min(counts) if counts else None
 
 
 def layer_choices(names: list[str]) -> list[tuple[str, str]]:
@@ -137,7 +161,7 @@ EMPTY_MESSAGE = "Train or step the run: the charts fill in as snapshots are reco
 def empty_snapshot_views(message: str = "") -> dict[str, Any]:
     return {
         HEATMAP: None, HIST: None, NORM: None, ORTH: None, ENERGY: None,
-        TABLE: gr.Dataframe(value=[], headers=F.TABLE_COLUMNS),
+        TABLE: table_update(None),
         LAYER_SELECT: gr.Dropdown(choices=[], value=None),
         TIMELINE: gr.Slider(minimum=0, maximum=1, value=0),
         SELECTED: message or EMPTY_MESSAGE,
@@ -159,8 +183,10 @@ def snapshot_views(run, view: ViewState) -> dict[str, Any]:
 
     angles = [snap["layers"][n].get("angles") for n in names]
     heatmap = F.angle_heatmap(names, angles, scale=view.scale)
+    # bins from the layer's largest angle over the whole run: the edges stay put while scrubbing
+    whole_run = F.angle_half_range([s["layers"].get(layer, {}).get("angles") for s in snapshots])
     hist = F.angle_histograms_over_time(steps, [s["layers"].get(layer, {}).get("angles") for s in shown],
-                                        layer_name=layer)
+                                        layer_name=layer, half_range=whole_run)
     norm = F.norm_change_histogram({layer: snap["layers"][layer]["norm_ratio"]})
     orth_steps, orth = F.layer_metric_series(shown, "orth_dev")
     drift_steps, drift = F.layer_metric_series(shown, "he_drift")
@@ -177,8 +203,9 @@ def snapshot_views(run, view: ViewState) -> dict[str, Any]:
         HIST: plot_data(hist),
         NORM: plot_data(norm),
         ORTH: plot_data(F.orthogonality_over_steps(orth_steps, orth, highlight=layer)),
-        ENERGY: plot_data(F.energy_drift_over_steps(drift_steps, drift, highlight=layer)),
-        TABLE: gr.Dataframe(value=table_rows(snap), headers=F.TABLE_COLUMNS),
+        ENERGY: plot_data(F.energy_drift_over_steps(drift_steps, drift, highlight=layer,
+                                                    neurons=min_neurons(snap))),
+        TABLE: table_update(snap),
         LAYER_SELECT: gr.Dropdown(choices=layer_choices(names), value=layer),
         TIMELINE: gr.Slider(minimum=0, maximum=max(1, latest), value=snap["step"]),
         SELECTED: " ".join(notes),

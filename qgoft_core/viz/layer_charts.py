@@ -21,10 +21,11 @@ from qgoft_core.viz.style import (COUNT_COLORSCALE, LOG_FLOOR, MAGNITUDE_COLORSC
                                   apply_style, clip_for_log, empty_figure, require_unique, short_layer_name,
                                   values_array, with_note)
 
-# Column names of :func:`layer_overview_table`, in display order.
+# Column names of :func:`layer_overview_table`, in display order: the short
+# name first, the numbers next, the long module path last (at 1440 px it used
+# to push the numbers off-screen from the second column).
 TABLE_COLUMNS = [
     "layer",
-    "module",
     "pairs",
     "max |angle| (deg)",
     "mean |angle| (deg)",
@@ -32,7 +33,30 @@ TABLE_COLUMNS = [
     "HE drift",
     "norm ratio min",
     "norm ratio max",
+    "module",
 ]
+
+# What each column means, said where the table is shown (a line of notes under it).
+TABLE_COLUMN_HELP: dict[str, str] = {
+    "layer": "short name: L<block>.<role> (query, key, value, attn.out, mlp.in, mlp.out)",
+    "pairs": "rotation angles of the layer (Givens pairs or qGOFT blocks; 0 for methods without rotations)",
+    "max |angle| (deg)": "largest rotation angle, in degrees",
+    "mean |angle| (deg)": "average rotation angle, in degrees",
+    "orth dev": "‖MᵀM − I‖_F / √d of the input-side operator M: 0 = exactly orthogonal, "
+                "below 1e-5 rounding",
+    "HE drift": "relative change of the hyperspherical energy, (HE − HE₀) / HE₀: 0 = every angle between "
+                "neurons kept, below ~5e-9 float32 rounding",
+    "norm ratio min": "smallest per-neuron length ratio ‖w′ᵢ‖ / ‖wᵢ‖ (1 = unchanged)",
+    "norm ratio max": "largest per-neuron length ratio ‖w′ᵢ‖ / ‖wᵢ‖ (1 = unchanged)",
+    "module": "the full module path in the model (click a row to select that layer)",
+}
+TABLE_COLUMN_WIDTHS = ["110px", "60px", "95px", "95px", "85px", "85px", "90px", "90px", "300px"]
+
+
+def table_notes_markdown() -> str:
+    """One compact paragraph explaining every column of :func:`layer_overview_table`."""
+    return "**Columns.** " + " · ".join(f"**{name}**: {text}" for name, text in TABLE_COLUMN_HELP.items())
+
 
 
 def pad_ragged(rows: Sequence[FloatSeq | None]) -> np.ndarray:
@@ -79,13 +103,37 @@ def normalise_rows_by_max_abs(matrix: np.ndarray) -> np.ndarray:
 
 
 def angle_bin_edges(bins: int = 72, degrees: bool = True) -> np.ndarray:
-    """Fixed histogram edges on [-180, 180] degrees (or [-pi, pi] radians).
+    """Edges on the full [-180, 180] degrees (or [-pi, pi] radians).
 
-    Fixed, not data-driven, so histograms from different steps and layers are
-    directly comparable.
+    The histogram over time now follows the data (:func:`angle_half_range`);
+    these full-turn edges remain for callers that compare very different runs.
     """
     half_turn = 180.0 if degrees else math.pi
     return np.linspace(-half_turn, half_turn, bins + 1)
+
+
+HISTOGRAM_BINS = 48  # the angle histogram over time: this many bins over the data's own range
+HISTOGRAM_MARGIN = 1.15  # its half-range is max|angle| over the run, widened by 15%
+MIN_ANGLE_RANGE = 1e-3  # degrees: the narrowest half-range (all angles zero still draws)
+
+
+def angle_half_range(angles_per_snapshot: Sequence[FloatSeq | None], degrees: bool = True) -> float:
+    """Symmetric half-range that fits every angle of every snapshot: max|θ| (wrapped) + 15%, at most a half turn.
+
+    Data-following, as in Inspect: a 60-step run's angles stay within a few
+    degrees, and fixed bins over ±180° would draw them as one bar.  Taken over
+    the whole run, so the histogram's spike widens step by step on fixed edges.
+    """
+    half_turn = 180.0 if degrees else math.pi
+    largest = 0.0
+    for angles in angles_per_snapshot:
+        values = values_array(angles)
+        values = values[np.isfinite(values)]
+        if values.size:
+            shown = np.degrees(values) if degrees else values
+            largest = max(largest, float(np.abs(wrap_angles(shown, degrees)).max()))
+    smallest = MIN_ANGLE_RANGE if degrees else math.radians(MIN_ANGLE_RANGE)
+    return float(min(half_turn, max(smallest, HISTOGRAM_MARGIN * largest)))
 
 
 def wrap_angles(angles: np.ndarray, degrees: bool = True) -> np.ndarray:
@@ -203,16 +251,19 @@ def angle_heatmap(
 def angle_histograms_over_time(
     snap_steps: Sequence[int],
     angles_per_snapshot: Sequence[FloatSeq | None],
-    bins: int = 72,
+    bins: int = HISTOGRAM_BINS,
     degrees: bool = True,
     layer_name: str | None = None,
+    half_range: float | None = None,
 ) -> go.Figure:
     """Step x angle-bin heatmap of counts for one layer (input in radians).
 
-    Bins are fixed on [-180, 180] degrees (or [-pi, pi] with ``degrees=False``)
-    so every step uses the same edges; the heatmap's x holds the ``bins + 1``
-    edges.  Angles beyond a half turn are wrapped (the same rotation), and the
-    title says when that happened.
+    Bins follow the data: ``bins`` equal bins on ±``half_range`` (in the
+    display unit; by default :func:`angle_half_range` of the snapshots given,
+    pass the whole run's to keep the edges while scrubbing).  Every step uses
+    the same edges, so the spike at 0 visibly widens; the subtitle says the
+    range.  The heatmap's x holds the ``bins + 1`` edges.  Angles beyond a
+    half turn are wrapped (the same rotation), and the subtitle says so.
     """
     title = "Rotation-angle histogram over time"
     if layer_name:
@@ -222,8 +273,10 @@ def angle_histograms_over_time(
     if len(snap_steps) == 0:
         return empty_figure(title, "No snapshots yet.")
 
-    edges = angle_bin_edges(bins, degrees)
-    half_turn = edges[-1]
+    half_turn = 180.0 if degrees else math.pi
+    limit = float(half_range) if half_range else angle_half_range(angles_per_snapshot, degrees)
+    limit = min(limit, half_turn)
+    edges = np.linspace(-limit, limit, bins + 1)
     counts = np.zeros((len(snap_steps), bins), dtype=np.int64)
     any_wrapped = False
     for row, angles in enumerate(angles_per_snapshot):
@@ -232,7 +285,8 @@ def angle_histograms_over_time(
         if degrees:
             values = np.degrees(values)
         any_wrapped |= bool((np.abs(values) > half_turn).any())
-        counts[row] = np.histogram(wrap_angles(values, degrees), bins=edges)[0]
+        # clip: a value on the last edge (or beyond a range given by the caller) lands in the end bins
+        counts[row] = np.histogram(np.clip(wrap_angles(values, degrees), -limit, limit), bins=edges)[0]
 
     unit = "deg" if degrees else "rad"
     fig = go.Figure(
@@ -246,11 +300,17 @@ def angle_histograms_over_time(
             hovertemplate=f"step %{{y}}<br>angle ≈ %{{x:.3g}} {unit}<br>%{{z}} pairs<extra></extra>",
         )
     )
+    sign = "°" if degrees else " rad"
+    note = (f"range ±{limit:.3g}{sign}, from the largest |angle| of the run (+15%); "
+            f"{bins} bins of {2 * limit / bins:.2g}{sign}")
     if any_wrapped:
-        title = with_note(title, f"angles beyond ±{half_turn:g} {unit} wrapped (same rotation)")
+        note += f"; angles beyond ±{half_turn:g}{sign} wrapped (same rotation)"
+    title = with_note(title, note)
+    meta = {"angle_range": [-limit, limit]}
     if layer_name:
-        fig.update_layout(meta={"layer": layer_name})  # full name kept for the app
-    fig.update_xaxes(title_text=f"rotation angle ({unit}, fixed bins)", range=[-half_turn, half_turn])
+        meta["layer"] = layer_name  # full name kept for the app
+    fig.update_layout(meta=meta)
+    fig.update_xaxes(title_text=f"rotation angle ({unit})", range=[-limit, limit])
     fig.update_yaxes(title_text="optimizer step")
     return apply_style(fig, title, 420)
 
@@ -344,9 +404,11 @@ def norm_change_histogram(
 
 
 def layer_overview_table(snapshot: Snapshot) -> list[dict]:
-    """One row per layer with the keys in :data:`TABLE_COLUMNS` (JSON-friendly; missing -> None).
+    """One row per layer with the keys in :data:`TABLE_COLUMNS`, in that order (JSON-friendly; missing -> None).
 
-    "layer" is the short name, "module" the full path (for select events).
+    "layer" is the short name (first), "module" the full path (last; for select
+    events and for reading the whole name).  :data:`TABLE_COLUMN_HELP` says
+    what each column means.
     """
     rows = []
     for name, layer in snapshot["layers"].items():
@@ -357,7 +419,6 @@ def layer_overview_table(snapshot: Snapshot) -> list[dict]:
         rows.append(
             {
                 "layer": short_layer_name(name),
-                "module": name,
                 "pairs": int(angles.size),
                 "max |angle| (deg)": finite_or_none(abs_degrees.max()) if abs_degrees.size else None,
                 "mean |angle| (deg)": finite_or_none(abs_degrees.mean()) if abs_degrees.size else None,
@@ -365,6 +426,7 @@ def layer_overview_table(snapshot: Snapshot) -> list[dict]:
                 "HE drift": finite_or_none(layer.get("he_drift")),
                 "norm ratio min": finite_or_none(ratios.min()) if ratios.size else None,
                 "norm ratio max": finite_or_none(ratios.max()) if ratios.size else None,
+                "module": name,
             }
         )
     return rows

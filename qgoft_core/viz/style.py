@@ -27,6 +27,37 @@ OUTLIER_COLOR = "#d62728"
 
 LOG_FLOOR = 1e-16  # log axes cannot show 0; values below this are drawn here
 ORTH_TOLERANCE = 1e-5  # orthogonality deviation regarded as "still orthogonal"
+ROUNDING_FILL = "rgba(120, 120, 120, 0.18)"  # the grey band "rounding: no change in exact arithmetic"
+
+# -- the rounding level of the energy drift ------------------------------------------
+# How the drift is computed (qgoft_core.metrics): the tuned weight is merged in
+# float32, both energies use a float32 Gram (SNAPSHOT_GRAM_DTYPE) of at most
+# HE_MAX_NEURONS unit-normalised neurons, then sum 1/||w_i - w_j|| in float64.
+# An exact rotation keeps every cos_ij, so its drift is rounding only: each
+# cos_ij carries an independent error of about eps32 (normalisation + a blocked
+# dot product), each term 1/sqrt(2 - 2 cos_ij) moves by about that over 2, and
+# the N(N-1) terms' errors average out: |dHE|/HE ~ eps32 / N.  Measured: random
+# exact rotations of 384- and 1536-wide weights give 0.3-1.6 eps32/N; the shipped
+# strict-GOFT lessons (36 MiniLM layers, N = 256) reach at most 4.4e-10 = 0.9 eps32/N,
+# the 60-step qGOFT lesson's smallest non-zero layer drift is 3.4e-8 = 73 eps32/N.
+# The band reaches ENERGY_ROUNDING_FACTOR times the estimate: everything inside it
+# is "no change up to rounding".
+ENERGY_GRAM_EPS = float(np.finfo(np.float32).eps)  # metrics.SNAPSHOT_GRAM_DTYPE (a test keeps them equal)
+ENERGY_NEURONS = 256  # metrics.HE_MAX_NEURONS: the energy samples at most this many neurons per layer
+ENERGY_ROUNDING_FACTOR = 10.0  # margin over the estimate eps / N
+
+
+def energy_rounding_level(neurons: int | None = None) -> float:
+    """Top of the band where an energy drift is float32 rounding (10 eps32 / N).
+
+    ``neurons``: the fewest neurons of the layers drawn (capped at the
+    sampled :data:`ENERGY_NEURONS`); fewer neurons average less, so the band is higher.
+    """
+    count = ENERGY_NEURONS if neurons is None else max(2, min(int(neurons), ENERGY_NEURONS))
+    return ENERGY_ROUNDING_FACTOR * ENERGY_GRAM_EPS / count
+
+
+ENERGY_ROUNDING = energy_rounding_level()  # the band of a layer with at least 256 neurons (~4.7e-9)
 MAX_HEATMAP_COLUMNS = 512  # wider angle heatmaps are binned to stay fast
 MAX_LEGEND_LAYERS = 6  # with many layers only these (and the highlight) get legend entries
 MAX_OUTLIER_MARKERS = 500  # keeps the norm histogram payload small
@@ -151,6 +182,84 @@ def empty_figure(title: str, message: str, height: int = 300) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return apply_style(fig, title, height)
+
+
+def rounding_band(level: float, x0, x1, label: str | None = None, xaxis: str | None = None) -> go.Scatter:
+    """A grey band from the log floor up to ``level`` (a filled trace named for rounding).
+
+    A trace, not a layout shape, so it is placed in data units on a log axis
+    and is listed in the legend.  ``xaxis`` ("x2") puts it on an overlaid axis
+    (a bar chart's categories have no numeric span).
+    """
+    label = label or f"float32 rounding (≤ {level:.1g}): unchanged"
+    return go.Scatter(
+        x=[x0, x1, x1, x0, x0],
+        y=[LOG_FLOOR, LOG_FLOOR, level, level, LOG_FLOOR],
+        mode="lines",
+        fill="toself",
+        fillcolor=ROUNDING_FILL,
+        line=dict(width=0),
+        name=label,
+        hoverinfo="skip",
+        xaxis=xaxis,
+        meta={"rounding_level": level},
+    )
+
+
+def log_range(values, floor: float = LOG_FLOOR, pad: float = 0.3) -> list[float] | None:
+    """[log10 low, log10 high] covering the positive finite values (floored), padded by ``pad`` decades."""
+    array = np.asarray(values, dtype=float).ravel()
+    array = np.where(array < floor, floor, array)
+    array = array[np.isfinite(array)]
+    if not array.size:
+        return None
+    low, high = float(np.log10(array.min())), float(np.log10(array.max()))
+    return [low - pad, high + pad]
+
+
+def share_y_range(figures: Sequence[go.Figure], row: int | None = None, col: int | None = None) -> None:
+    """Give figures shown side by side one y range (in place): the union of what each draws.
+
+    Works on linear and log axes (a log axis range is in decades).  ``row``
+    and ``col`` pick one panel of subplot figures.  Traces named for rounding
+    or tolerance count too, so their line stays in view.
+    """
+    lows, highs, log = [], [], False
+    selector = dict(row=row, col=col) if row is not None else {}
+    for fig in figures:
+        axes = []
+        fig.for_each_yaxis(lambda axis: axes.append(axis), **selector)
+        if not axes:
+            continue
+        axis = axes[0]
+        log = log or axis.type == "log"
+        fixed = axis.range
+        if fixed is not None:
+            lows.append(float(fixed[0]))
+            highs.append(float(fixed[1]))
+            continue
+        ys = []
+        ref = axis.plotly_name.replace("axis", "")  # "yaxis2" -> "y2"
+        for trace in fig.data:
+            if (getattr(trace, "yaxis", None) or "y") != ref or trace.y is None:
+                continue
+            ys.extend(float(v) for v in np.asarray(trace.y, dtype=float).ravel() if np.isfinite(v))
+        if not ys:
+            continue
+        if axis.type == "log":
+            span = log_range(ys)
+            lows.append(span[0])
+            highs.append(span[1])
+        else:
+            low, high = min(ys), max(ys)
+            pad = 0.05 * (high - low) or 0.5 * abs(high) or 1.0
+            lows.append(min(low, 0.0) if low >= 0 else low - pad)
+            highs.append(high + pad)
+    if not lows:
+        return
+    shared = [min(lows), max(highs)]
+    for fig in figures:
+        fig.update_yaxes(range=shared, autorange=False, **selector)
 
 
 def require_unique(names: Sequence[str]) -> None:

@@ -15,8 +15,8 @@ from plotly.subplots import make_subplots
 
 from qgoft_core.explore.history import EvalRecord, Snapshot, StepRecord, layer_series
 from qgoft_core.viz.style import (LOG_FLOOR, MAX_LEGEND_LAYERS, ORTH_TOLERANCE, FloatSeq, apply_style,
-                                  clip_for_log, column, downsample, downsample_indices, short_layer_name,
-                                  with_note)
+                                  clip_for_log, column, downsample, downsample_indices, energy_rounding_level,
+                                  rounding_band, short_layer_name, with_note)
 
 
 def layer_metric_series(snapshots: Sequence[Snapshot], key: str) -> tuple[list[int], dict[str, list[float]]]:
@@ -29,26 +29,32 @@ def layer_metric_series(snapshots: Sequence[Snapshot], key: str) -> tuple[list[i
 
 
 def loss_curves(
-    steps: Sequence[StepRecord], evals: Sequence[EvalRecord], max_points: int = 400
+    steps: Sequence[StepRecord], evals: Sequence[EvalRecord], max_points: int = 400,
+    regulariser: bool = True, regulariser_note: str | None = None,
 ) -> go.Figure:
     """Task loss (+ held-out loss), regulariser loss and held-out accuracy vs step.
 
-    Three stacked panels sharing the step axis.  The regulariser gets its own
+    Stacked panels sharing the step axis.  The regulariser gets its own
     panel and y scale so it stays visible when it is 1000x smaller than the
-    task loss.  Always 4 traces (empty when there is no data yet), so a live
-    chart keeps the same structure from step 0.
+    task loss; ``regulariser=False`` (a method without a penalty: only qGOFT
+    has one) leaves that panel out.  ``regulariser_note`` replaces the panel's
+    curve with a sentence (a lesson pairs a method without a penalty with one
+    that has it, and keeps the panels aligned).  The number of traces depends
+    only on those two arguments (empty traces before any data), so a live
+    chart keeps the same structure from step 0: 4 with the regulariser
+    panel, 3 without.
     """
     steps = downsample(list(steps), max_points)
     evals = downsample(list(evals), max_points)
     train_x, eval_x = column(steps, "step"), column(evals, "step")
 
-    fig = make_subplots(
-        rows=3,
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=0.07,
-        subplot_titles=("Task loss", "Regulariser loss (own scale)", "Held-out accuracy"),
-    )
+    titles = ["Task loss", "Regulariser loss λ·Σ⟨α, β⟩² (own scale)", "Held-out accuracy"]
+    if not regulariser:
+        titles.pop(1)
+    rows = len(titles)
+    acc_row = rows
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.07 if rows == 3 else 0.1,
+                        subplot_titles=titles)
     fig.add_trace(
         go.Scatter(
             x=train_x, y=column(steps, "loss"), mode="lines", name="train task loss",
@@ -63,27 +69,35 @@ def loss_curves(
         ),
         row=1, col=1,
     )
-    fig.add_trace(
-        go.Scatter(
-            x=train_x, y=column(steps, "reg_loss"), mode="lines", name="regulariser loss",
-            hovertemplate="step %{x}<br>regulariser loss %{y:.3e}<extra></extra>",
-        ),
-        row=2, col=1,
-    )
+    if regulariser:
+        no_penalty = regulariser_note is not None
+        fig.add_trace(
+            go.Scatter(
+                x=[] if no_penalty else train_x, y=[] if no_penalty else column(steps, "reg_loss"),
+                mode="lines", name="regulariser loss",
+                hovertemplate="step %{x}<br>regulariser loss %{y:.3e}<extra></extra>",
+            ),
+            row=2, col=1,
+        )
+        if no_penalty:
+            fig.add_annotation(text=regulariser_note, x=0.5, y=0.5, xref="x2 domain", yref="y2 domain",
+                               showarrow=False)
+        # "e" ticks: plotly's default SI prefixes ("2µ") are easy to misread
+        fig.update_yaxes(title_text="regulariser loss", exponentformat="e", row=2, col=1)
     fig.add_trace(
         go.Scatter(
             x=eval_x, y=100 * column(evals, "accuracy"), mode="lines+markers",
             name="held-out accuracy",
             hovertemplate="step %{x}<br>accuracy %{y:.1f}%<extra></extra>",
         ),
-        row=3, col=1,
+        row=acc_row, col=1,
     )
     fig.update_yaxes(title_text="task loss", row=1, col=1)
-    # "e" ticks: plotly's default SI prefixes ("2µ") are easy to misread
-    fig.update_yaxes(title_text="regulariser loss", exponentformat="e", row=2, col=1)
-    fig.update_yaxes(title_text="accuracy (%)", range=[0, 100], row=3, col=1)
-    fig.update_xaxes(title_text="optimizer step", row=3, col=1)
-    return apply_style(fig, "Training curves", 620)
+    fig.update_yaxes(title_text="accuracy (%)", range=[0, 100], row=acc_row, col=1)
+    fig.update_xaxes(title_text="optimizer step", row=acc_row, col=1)
+    title = "Training curves" if regulariser else with_note(
+        "Training curves", "this method has no regulariser (only qGOFT adds a penalty): task loss only")
+    return apply_style(fig, title, 620 if rows == 3 else 460)
 
 
 def metric_over_steps(
@@ -95,6 +109,8 @@ def metric_over_steps(
     tolerance: float | None = None,
     highlight: str | None = None,
     max_points: int = 400,
+    band: float | None = None,
+    band_label: str | None = None,
 ) -> go.Figure:
     """One line per layer of a scalar recorded at each snapshot.
 
@@ -104,6 +120,9 @@ def metric_over_steps(
     below 1e-16 (exact zeros too) to 1e-16 and says so in the title; hover
     shows the unclipped value.  ``tolerance`` adds a dashed reference line
     (a trace, so it stays correct on log axes and appears in the legend).
+    ``band`` draws a grey band from the log floor up to that value, first so
+    the lines lie on top (:func:`~qgoft_core.viz.style.rounding_band`; its
+    name is ``band_label``): values inside it are rounding.
     """
     steps = np.asarray(snap_steps)
     keep = downsample_indices(len(steps), max_points)
@@ -116,6 +135,8 @@ def metric_over_steps(
     draw_order = [n for n in names if n != highlight] + [n for n in names if n == highlight]
 
     fig = go.Figure()
+    if band is not None and steps.size:
+        fig.add_trace(rounding_band(band, steps[0], steps[-1], band_label))
     any_clipped = False
     for name in draw_order:
         raw = np.asarray(per_layer_values[name], dtype=float)
@@ -189,17 +210,36 @@ def energy_drift_over_steps(
     snap_steps: Sequence[int],
     per_layer_drift: Mapping[str, FloatSeq],
     highlight: str | None = None,
+    neurons: int | None = None,
+    rounding: float | None = None,
 ) -> go.Figure:
-    """|relative hyperspherical-energy change| per layer vs step on a log axis.
+    """|relative hyperspherical-energy change| per layer vs step on a log axis, with the rounding band.
 
-    Strict GOFT keeps it at float error (often exactly 0, drawn at 1e-16).
+    An exact rotation (strict GOFT) keeps the energy: its drift is float32
+    rounding, ~1e-10 on MiniLM (exactly 0 at step 0, drawn at 1e-16).  On a
+    log axis that step from 1e-16 to 1e-10 looks like a real change, so a grey
+    band marks the rounding level (:func:`~qgoft_core.viz.style.energy_rounding_level`
+    for the fewest ``neurons`` of the layers drawn, or ``rounding`` given):
+    values inside it mean "unchanged".  The first trace is the band.
     """
     magnitudes = {name: np.abs(np.asarray(v, dtype=float)) for name, v in per_layer_drift.items()}
-    return metric_over_steps(
+    level = rounding if rounding is not None else energy_rounding_level(neurons)
+    fig = metric_over_steps(
         snap_steps,
         magnitudes,
         title="Hyperspherical-energy drift per layer",
         y_title="|ΔHE| / HE₀",
         log_y=True,
         highlight=highlight,
+        band=level,
+        band_label=f"float32 rounding (≤ {level:.1g}): unchanged",
     )
+    note = f"grey band = float32 rounding (≤ {level:.1g}): a line inside it means no change"
+    title = fig.layout.title.text
+    if "<br><sup>" in title:
+        head, rest = title.split("<br><sup>", 1)
+        title = f"{head}<br><sup>{note}; {rest}"
+    else:
+        title = with_note(title, note)
+    fig.update_layout(title_text=title)
+    return fig
