@@ -263,6 +263,7 @@ def test_angle_histogram_of_a_short_run_shows_the_spike_widening():
     assert filled[0] == 1  # step 0: every angle is 0, one spike
     assert filled[-1] >= 30  # step 60: spread over most of the bins
     assert (np.diff(filled) >= 0).all()  # the spike widens step by step
+    assert fig.data[0].zmax == counts[1:].max() < counts[0].max()  # the step-0 spike saturates the colour
     assert np.isclose(fig.data[0].x[-1], 1.15 * 6.0, rtol=1e-2)
     # the old fixed bins over ±180° drew this as one or two bars
     old = np.histogram(np.degrees(snaps[-1]), bins=F.angle_bin_edges(72))[0]

@@ -191,11 +191,9 @@ def test_loss_chart_hides_an_absent_regulariser():
     assert len(with_reg.data) == 4 and len(without.data) == 3
     assert not any("egulariser" in t.name for t in without.data)
     assert not any("Regulariser" in a.text for a in without.layout.annotations)
-    from types import SimpleNamespace
     from ui.train_views import has_regulariser
 
     assert has_regulariser("qgoft") and not any(has_regulariser(m) for m in ("goft", "lora", "full"))
-    del SimpleNamespace
 
 
 # -- 8. no winner from one seed ----------------------------------------------------------------
@@ -241,4 +239,5 @@ def test_skill_kept_above_100_is_explained_where_shown():
 
     fig = CV.compare_bar_figures(comparisons.load_precomputed("sentiment"))["retention_kept"]
     assert "noise around the base" in fig.layout.title.text
+    assert "noise around the base" in CV.COLUMN_HELP["skill kept (%)"]
     assert any(t.name == "base model (100%)" for t in fig.data)

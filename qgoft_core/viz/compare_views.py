@@ -165,8 +165,7 @@ def compare_bar_figures(result: CompareResult) -> dict[str, go.Figure]:
                     # have >= 256 neurons): a bar inside the band is "unchanged", not a small drift.
                     fig.add_trace(rounding_band(ENERGY_ROUNDING, 0, 1, xaxis="x2"))
                     fig.update_layout(xaxis2=dict(overlaying="x", range=[0, 1], visible=False))
-                    note = (f"grey band = float32 rounding (≤ {ENERGY_ROUNDING:.0e}): a bar inside it means "
-                            "no change; log scale")
+                    note = f"grey band: float32 rounding (≤ {ENERGY_ROUNDING:.0e}), no change"
                 fig.update_layout(title_text=f"{title}<br><sup>{note}</sup>")
             elif shown:
                 fig.update_yaxes(range=[0, max(shown) * 1.18 if max(shown) > 0 else 1])
@@ -179,8 +178,8 @@ def compare_bar_figures(result: CompareResult) -> dict[str, go.Figure]:
                 fig.add_trace(go.Scatter(x=[0, 1], y=[100, 100], xaxis="x2", mode="lines", hoverinfo="skip",
                                          name="base model (100%)", line=dict(color="black", dash="dash", width=1)))
                 fig.update_layout(xaxis2=dict(overlaying="x", range=[0, 1], visible=False),
-                                  title_text=f"{title}<br><sup>dashed: the base model (100%); a little above "
-                                             "it is noise around the base, not a gain</sup>")
+                                  title_text=f"{title}<br><sup>dashed: the base (100%); a little above "
+                                             "is noise around the base</sup>")
         fig.update_layout(height=320, margin=dict(l=60, r=15, t=60, b=70), showlegend=False)
         fig.update_xaxes(title_text=None, tickangle=-30)
         figures[name] = fig

@@ -289,6 +289,11 @@ def angle_histograms_over_time(
         counts[row] = np.histogram(np.clip(wrap_angles(values, degrees), -limit, limit), bins=edges)[0]
 
     unit = "deg" if degrees else "rad"
+    # Step 0 (every angle exactly 0) is one bin holding every pair; on a colour scale up to that
+    # count the later, spread-out rows would be nearly white. Cap the scale at the busiest bin of
+    # the spread rows, so the spike saturates and the widening stays visible.
+    spread = (counts > 0).sum(axis=1) > 1
+    zmax = int(counts[spread].max()) if spread.any() else None
     fig = go.Figure(
         go.Heatmap(
             z=counts,
@@ -296,6 +301,7 @@ def angle_histograms_over_time(
             y=np.asarray(snap_steps),
             colorscale=COUNT_COLORSCALE,
             zmin=0,
+            zmax=zmax,
             colorbar=dict(title=dict(text="pairs", side="right")),
             hovertemplate=f"step %{{y}}<br>angle ≈ %{{x:.3g}} {unit}<br>%{{z}} pairs<extra></extra>",
         )

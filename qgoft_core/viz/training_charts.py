@@ -234,7 +234,7 @@ def energy_drift_over_steps(
         band=level,
         band_label=f"float32 rounding (≤ {level:.1g}): unchanged",
     )
-    note = f"grey band = float32 rounding (≤ {level:.1g}): a line inside it means no change"
+    note = f"grey band: float32 rounding (≤ {level:.1g}), no change"
     title = fig.layout.title.text
     if "<br><sup>" in title:
         head, rest = title.split("<br><sup>", 1)
