@@ -57,6 +57,7 @@ def test_views_in_the_browser():
         screenshot(page, "views-train-loss", selector="#loss-plot")
         table = page.locator("#layer-table")
         table.scroll_into_view_if_needed()
+        screenshot(page, "views-train-layer-table", selector="#layer-table")
         headers = [h.strip() for h in table.locator("thead th").all_inner_texts() if h.strip()]
         assert headers[0].startswith("layer") and headers[-1].startswith("module"), headers
         # every number column is on screen at 1440 px
@@ -66,4 +67,3 @@ def test_views_in_the_browser():
             assert box is not None and box["x"] + box["width"] <= 1440, (name, box)
         cells = [c.strip() for c in table.locator("tbody tr").first.locator("td").all_inner_texts() if c.strip()]
         assert cells and re.match(r"L\d+\.", cells[0]) and cells[-1].startswith("backbone"), cells
-        screenshot(page, "views-train-layer-table", selector="#layer-table")
