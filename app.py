@@ -69,6 +69,9 @@ def launch_kwargs(settings: Settings | None = None) -> dict:
         "css": CSS,
         "max_file_size": f"{settings.max_upload_mb}mb",
         "run_history": False,  # streamed charts are large: keep them out of browser storage
+        # Every visitor in the training rotation has a watching generator on one of Gradio's threads:
+        # room for all of them and for the short events besides (threads cost address space, not memory).
+        "max_threads": max(40, settings.max_active_runs + 24),
         "ssr_mode": False,
         "footer_links": ["api", "gradio"],
     }

@@ -2,8 +2,8 @@
 
 ``app.py`` reads them when it starts and hands the one ``Settings`` to every tab
 through the ``AppContext``; nothing else in the app layer reads ``os.environ``
-(ui/zerogpu.py still reads its two chunk settings at import: see
-``gpu_chunk_steps``). ``Settings()`` without arguments is the documented
+(ui/zerogpu.py takes its chunk settings from ``Settings.from_env()`` at import).
+``Settings()`` without arguments is the documented
 defaults, whatever the environment says; tests build theirs with
 ``dataclasses.replace(Settings(), ...)`` or ``Settings.from_env()``.
 

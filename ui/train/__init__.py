@@ -1,8 +1,9 @@
 """The Train tab's engine side: what its buttons do, without any Gradio layout.
 
 - ``controls``: the settings the page sends (``Controls``) and what they select (task, layers).
-- ``session``: a visitor's run: prepare (reuse or build), live settings, warm-up, CPU threads.
-- ``stream``: Train: a worker thread trains, a generator watches it and draws (``Throttle``).
+- ``session``: a visitor's run: prepare (reuse or build), live settings, warm-up (and the pinned caches).
+- ``stream``: Train: the run takes turns in the server's rotation (ui/scheduler.py), a generator
+  watches it and draws (``Throttle``), and tells a waiting visitor their place and the measured wait.
 - ``handlers``: the one-shot actions Pause, Step +1, Reset, New seed, and a data upload.
 - ``panels`` / ``events``: the tab's layout builders and its event wiring (Gradio).
 
