@@ -155,7 +155,8 @@ matrix (fp32 products, float64 sums) on at most 256 evenly spaced neurons per la
   $\mathrm{diag}(s)\,M$, scale included, so GOFT* shows large values by design even though
   its rotation part is exact; an output (per-neuron) scale is not part of it.
 - **HE drift**: the relative change of hyperspherical energy against the pretrained
-  weights, per layer. Flat at zero for strict GOFT without scaling or with output scaling;
+  weights, per layer. Strict GOFT stays inside the float32 rounding band (≤ ~5e-9, zero in exact
+  arithmetic) without scaling or with output scaling;
   input scaling and qGOFT move it (qGOFT even with its penalty at 0, section 4).
 - **CKA / representation similarity**: linear CKA between the base and the tuned model's
   sentence embeddings on a fixed probe set of 64 held-out texts; 1 means the

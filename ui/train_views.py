@@ -16,7 +16,7 @@ import numpy as np
 from gradio.components.plot import PlotData
 
 from qgoft_core.explore.history import RunHistory, finite_or_none, round_float
-from qgoft_core.explore.registry import method_label, method_spec
+from qgoft_core.explore.registry import has_penalty, method_label, method_spec
 from qgoft_core.viz import figures as F
 
 from ui.runs import ViewState
@@ -102,8 +102,8 @@ def status_markdown(run, state: str, message: str = "") -> str:
 
 # -- charts ----------------------------------------------------------------------------
 def has_regulariser(method: str) -> bool:
-    """Whether the method adds a penalty to the loss (only qGOFT: λ·Σ⟨α, β⟩²)."""
-    return method == "qgoft"
+    """Whether the method adds a penalty to the loss (the registry says: only qGOFT, λ·Σ⟨α, β⟩²)."""
+    return has_penalty(method)
 
 
 def loss_view(run) -> Optional[PlotData]:

@@ -38,6 +38,7 @@ class MethodSpec:
     rotation: bool  # learns an input-side operator M whose orthogonality deviation is measured
     peft_type: Optional[str] = None  # PEFT's `peft_type` in adapter files of this method
     build: Optional[Callable[..., "nn.Module"]] = None  # (classifier, settings, targets) -> trainable model
+    penalty: bool = False  # adds a regulariser to the loss (qGOFT: λ·Σ⟨α, β⟩²)
 
     @property
     def givens(self) -> bool:
@@ -100,7 +101,8 @@ def _build_head(classifier: "nn.Module", settings: "MethodSettings", targets: li
 
 METHOD_SPECS: dict[str, MethodSpec] = {s.key: s for s in (
     MethodSpec("goft", "GOFT (strict Givens)", "GOFT", "#ff7f0e", 2e-3, "givens", True, build=_build_givens),
-    MethodSpec("qgoft", "qGOFT (quasi-Givens)", "qGOFT", "#d62728", 2e-3, "givens", True, build=_build_givens),
+    MethodSpec("qgoft", "qGOFT (quasi-Givens)", "qGOFT", "#d62728", 2e-3, "givens", True, build=_build_givens,
+               penalty=True),
     MethodSpec("lora", "LoRA (PEFT)", "LoRA", "#1f77b4", 1e-3, "peft", False, "LORA", _build_peft),
     MethodSpec("oft", "OFT (PEFT)", "OFT", "#2ca02c", 1e-3, "peft", True, "OFT", _build_peft),
     MethodSpec("boft", "BOFT (PEFT)", "BOFT", "#17becf", 2e-3, "peft", True, "BOFT", _build_peft),
@@ -125,6 +127,12 @@ def method_label(key: str, short: bool = False) -> str:
     """The method's label, or the key itself for a method this table does not know."""
     spec = METHOD_SPECS.get(key)
     return key if spec is None else (spec.short if short else spec.label)
+
+
+def has_penalty(key: str) -> bool:
+    """Whether the method adds a regulariser to the task loss."""
+    spec = METHOD_SPECS.get(key)
+    return bool(spec and spec.penalty)
 
 
 def method_color(key: str) -> Optional[str]:

@@ -20,7 +20,7 @@ from typing import Any, Optional
 import numpy as np
 
 from qgoft_core.explore.history import FLOAT32_DIGITS, events_of, finite_or_none, json_safe, round_float
-from qgoft_core.explore.registry import method_label, method_spec
+from qgoft_core.explore.registry import has_penalty, method_label, method_spec
 from qgoft_core.viz import figures as F
 
 SIGNIFICANT_DIGITS = FLOAT32_DIGITS  # float32 precision: more digits in JSON/CSV would be noise
@@ -166,7 +166,7 @@ def report_sections(run) -> list[tuple[str, str, Any]]:
         ("Training curves",
          "Task loss per step (and held-out loss), the orthogonality regulariser on its own scale, and "
          "held-out accuracy at each evaluation.",
-         F.loss_curves(history.steps, history.evals)),
+         F.loss_curves(history.steps, history.evals, regulariser=has_penalty(method))),
     ]
     if last is None:
         sections.append(("Adapter", "", _note("No snapshot yet: the adapter figures appear once the "

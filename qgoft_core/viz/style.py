@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from qgoft_core.explore.analysis.health import ORTH_TOLERANCE  # ‖MᵀM−I‖_F/√d: one tolerance, Train and Inspect
 from qgoft_core.explore.history import float_or_nan
 from qgoft_core.explore.registry import METHOD_SPECS
 
@@ -26,7 +27,6 @@ COUNT_COLORSCALE = "Blues"  # histogram counts: empty bins stay white
 OUTLIER_COLOR = "#d62728"
 
 LOG_FLOOR = 1e-16  # log axes cannot show 0; values below this are drawn here
-ORTH_TOLERANCE = 1e-5  # orthogonality deviation regarded as "still orthogonal"
 ROUNDING_FILL = "rgba(120, 120, 120, 0.18)"  # the grey band "rounding: no change in exact arithmetic"
 
 # -- the rounding level of the energy drift ------------------------------------------

@@ -199,7 +199,9 @@ def view_panel() -> ViewPanel:
     charts = {key: chart(key) for key in (V.HEATMAP, V.HIST, V.NORM, V.ORTH, V.ENERGY)}
     gr.Markdown("### All layers at the step shown")
     table = gr.Dataframe(headers=F.TABLE_COLUMNS, value=[], interactive=False, elem_id="layer-table",
-                         max_height=420, label="Click a row to select that layer")
+                         max_height=420, wrap=True, column_widths=F.TABLE_COLUMN_WIDTHS,
+                         label="Click a row to select that layer (the full module path is the last column)")
+    gr.Markdown(F.table_notes_markdown(), elem_id="layer-table-notes")
     views = {V.STATUS: status, V.INFO: info, V.LOSS_PLOT: loss_plot, **charts, V.TABLE: table,
              V.LAYER_SELECT: layer_select, V.TIMELINE: timeline, V.SELECTED: selected}
     return ViewPanel(views, scale)
