@@ -17,11 +17,17 @@ Protocol (equal budget for every method):
 Reported: mean and sample standard deviation over seeds, a README markdown
 table, the exact command, and a JSON file with every run.
 
-    python benchmarks/quality.py                                   # the full protocol (slow on CPU)
-    python benchmarks/quality.py --train-examples 1600 --epochs 1 --grid 1,3 --val-examples 300 \
-        --test-examples 500
-    python benchmarks/quality.py --dry-run 5                       # time 5 steps per method, estimate
+    python benchmarks/quality.py --data DIR                        # the full protocol (slow on CPU)
+    python benchmarks/quality.py --data DIR --train-examples 1600 --epochs 1 --grid 1,3 \
+        --val-examples 300 --test-examples 500
+    python benchmarks/quality.py --data DIR --dry-run 5            # time 5 steps per method, estimate
     python benchmarks/quality.py --hub                              # data from the hub (needs network)
+
+The data is rotten_tomatoes (Pang & Lee 2005; on the Hugging Face hub as
+`rotten_tomatoes`). There is no default: pass --data DIR, a folder with
+train.jsonl, validation.jsonl and test.jsonl (one {"text": str, "label": 0 or 1}
+per line; any such folder works), or --hub to download it with the `datasets`
+package.
 
 Goal (issue 5): qGOFT within 1 point of the best test accuracy while keeping
 the most of the base model's skill among the methods within that point.
@@ -47,7 +53,11 @@ if str(ROOT) not in sys.path:
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "rotten_tomatoes"
+SPLITS = ("train", "validation", "test")
+DATA_HELP = ("The data is rotten_tomatoes (movie-review polarity, Pang & Lee 2005), on the Hugging Face hub "
+             "as 'rotten_tomatoes'. Pass --data DIR: a folder with train.jsonl, validation.jsonl and "
+             "test.jsonl, one {\"text\": str, \"label\": 0 or 1} per line (any folder of JSON Lines in "
+             "that shape works), or --hub to download it with the 'datasets' package (needs the network).")
 # The grid's centre per method: first guesses (the engine's defaults, raised for
 # budgets of a few dozen steps). Fixed here so a rerun grids the same rates; the
 # Compare tab's rates (qgoft_core.explore.compare.COMPARE_METHODS) are this grid's picks.
@@ -70,18 +80,44 @@ def read_jsonl(path: Path) -> tuple[list[str], list[int]]:
     return texts, labels
 
 
-def load_splits(data: Path, hub: bool) -> dict[str, tuple[list[str], list[int]]]:
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def load_hub() -> dict[str, tuple[list[str], list[int]]]:
+    """The hub copy of rotten_tomatoes via `datasets` (needs the network, or its local cache)."""
+    instead = ("Pass --data DIR instead: a folder with train.jsonl, validation.jsonl and test.jsonl, one "
+               "{\"text\": str, \"label\": 0 or 1} per line (e.g. the rotten_tomatoes splits saved "
+               "on a machine that has the network).")
+    try:
+        from datasets import load_dataset
+    except ImportError:
+        raise SystemExit("--hub needs the 'datasets' package (pip install datasets) and the network. "
+                         + instead) from None
+    try:
+        ds = load_dataset("rotten_tomatoes")
+        return {split: (list(ds[split]["text"]), [int(y) for y in ds[split]["label"]]) for split in SPLITS}
+    except Exception as exc:  # offline, no cache, hub down, a changed dataset: all end the same way
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        why = f"{type(exc).__name__}: {first}"
+        if _hub_offline():
+            why = "HF_HUB_OFFLINE is set, so only a locally cached copy could be used; " + why
+        raise SystemExit(f"--hub could not load 'rotten_tomatoes' from the Hugging Face hub ({why}). "
+                         + instead) from None
+
+
+def load_splits(data: Optional[Path], hub: bool) -> dict[str, tuple[list[str], list[int]]]:
     """{"train"|"validation"|"test": (texts, labels)} from the folder, or the hub copy with --hub."""
     if hub:
-        from datasets import load_dataset  # only with --hub: needs the network (or its cache)
-        ds = load_dataset("rotten_tomatoes")
-        return {split: (list(ds[split]["text"]), [int(y) for y in ds[split]["label"]])
-                for split in ("train", "validation", "test")}
-    missing = [s for s in ("train", "validation", "test") if not (data / f"{s}.jsonl").is_file()]
+        return load_hub()
+    if data is None:
+        raise SystemExit("No data given. " + DATA_HELP)
+    if not data.is_dir():
+        raise SystemExit(f"--data {data}: no such folder. " + DATA_HELP)
+    missing = [s for s in SPLITS if not (data / f"{s}.jsonl").is_file()]
     if missing:
-        raise SystemExit(f"{data}: missing {', '.join(s + '.jsonl' for s in missing)} (pass --data PATH, "
-                         f"or --hub to load rotten_tomatoes from the Hugging Face hub)")
-    return {split: read_jsonl(data / f"{split}.jsonl") for split in ("train", "validation", "test")}
+        raise SystemExit(f"--data {data}: missing {', '.join(s + '.jsonl' for s in missing)}. " + DATA_HELP)
+    return {split: read_jsonl(data / f"{split}.jsonl") for split in SPLITS}
 
 
 def make_task(splits, train_examples: int, test_examples: int):
@@ -209,9 +245,16 @@ def versions() -> dict[str, str]:
 # -- main -------------------------------------------------------------------------------
 def parse_args(argv=None) -> argparse.Namespace:
     from qgoft_core.explore.compare import DEFAULT_METHODS
-    p = argparse.ArgumentParser(description="Quality benchmark of the comparison methods on rotten_tomatoes.")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with train/validation/test.jsonl")
-    p.add_argument("--hub", action="store_true", help="load datasets' 'rotten_tomatoes' from the hub instead")
+    p = argparse.ArgumentParser(description="Quality benchmark of the comparison methods on rotten_tomatoes.",
+                                epilog=DATA_HELP)
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--data", type=Path, metavar="DIR",
+                        help="folder with train.jsonl, validation.jsonl, test.jsonl ({'text': str, "
+                             "'label': 0 or 1} per line), e.g. rotten_tomatoes' splits; this or --hub is "
+                             "required")
+    source.add_argument("--hub", action="store_true",
+                        help="load 'rotten_tomatoes' from the Hugging Face hub with the 'datasets' package "
+                             "(needs the network)")
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated compare method keys")
     p.add_argument("--train-examples", type=int, default=8530, help="first N training sentences (all: 8530)")
     p.add_argument("--epochs", type=float, default=2.0)
