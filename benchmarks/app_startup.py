@@ -5,7 +5,7 @@ pressing Train to the first streamed update that carries a chart.
     python benchmarks/app_startup.py --no-train # page ready only
 
 The chart number is measured at the client, so it includes the network round trip but not the
-browser's drawing (the browser test prints that one: tests/test_app_browser.py).
+browser's drawing (the browser test prints that one: tests/browser/test_app_browser.py).
 """
 from __future__ import annotations
 

@@ -184,7 +184,7 @@ matrix (fp32 products, float64 sums) on at most 256 evenly spaced neurons per la
     batched block products, $O(d \log d)$ work per token;
   - every level is a true rotation, so the strict operator is orthogonal up to rounding
     error, and merging the operator into the weight gives the same outputs as the
-    unmerged forward pass (the tests check both, in `tests/test_qgoft_model.py`);
+    unmerged forward pass (the tests check both, in `tests/core/test_qgoft_model.py`);
   - the qGOFT penalty is implemented: `QGOFTModel.regularization_loss` returns
     $\lambda \sum \langle \alpha_i, \beta_i \rangle^2$ and the trainer adds it to every
     step's loss (the Loss chart shows it in its own panel).

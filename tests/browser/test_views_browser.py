@@ -12,7 +12,7 @@ LONG = 300  # s: a loaded 2-core machine can take minutes for the first run
 
 
 def test_views_in_the_browser():
-    from tests.browser_utils import (browser_page, build_test_app, launched, plot_svg, screenshot, wait_for_app,
+    from tests.browser.browser_utils import (browser_page, build_test_app, launched, plot_svg, screenshot, wait_for_app,
                                      wait_until)
 
     demo, _ = build_test_app(max_steps=500)

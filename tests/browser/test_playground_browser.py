@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from tests.browser_utils import (browser_page, build_test_app, launched, plot_svg, screenshot, wait_for_app,
+from tests.browser.browser_utils import (browser_page, build_test_app, launched, plot_svg, screenshot, wait_for_app,
                                  wait_until)
 from ui.playground_tab import angle_labels, on_d_change, on_kind_change, play_levels, render
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_utils import (ARTIFACTS, browser_page, build_test_app, launched, plot_svg, require_chromium,
+from tests.browser.browser_utils import (ARTIFACTS, browser_page, build_test_app, launched, plot_svg, require_chromium,
                                  screenshot, wait_for_app, wait_until)
 
 pytestmark = pytest.mark.browser

@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import pytest
 
-from tests.test_zerogpu import tiny_base_dir  # noqa: F401  (a tiny local model folder)
 
 
 def registry_for(**overrides):

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_zerogpu import tiny_base_dir  # noqa: F401  (a tiny local model folder)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "benchmarks"
 if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))

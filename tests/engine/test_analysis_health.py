@@ -67,7 +67,7 @@ def test_the_figures_can_read_the_tolerance_without_torch():
     code = ("import sys\nfrom qgoft_core.explore.analysis.health import ORTH_TOLERANCE\n"
             "print(ORTH_TOLERANCE, 'torch' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
+                          cwd=__import__("pathlib").Path(__file__).resolve().parents[2])
     assert done.stdout.split() == ["1e-05", "False"], done.stderr[-1000:]
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from qgoft_core.explore import step_time as st
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

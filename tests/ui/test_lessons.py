@@ -210,7 +210,7 @@ def _record_texts(page, elem_id: str) -> None:
 
 @pytest.mark.browser
 def test_lessons_tab_and_tour_in_the_browser():
-    from tests.browser_utils import (browser_page, build_test_app, launched, plot_svg, screenshot,
+    from tests.browser.browser_utils import (browser_page, build_test_app, launched, plot_svg, screenshot,
                                      wait_for_app, wait_until)
     from ui.lessons_tab import CHARTS
 

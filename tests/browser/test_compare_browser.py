@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser_utils import browser_page, build_test_app, launched, plot_svg, screenshot, wait_for_app, wait_until
+from tests.browser.browser_utils import browser_page, build_test_app, launched, plot_svg, screenshot, wait_for_app, wait_until
 from qgoft_core.explore import compare as C
 from qgoft_core.viz import compare_views as CV
 from demos.comparisons import load_precomputed

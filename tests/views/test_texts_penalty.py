@@ -171,7 +171,7 @@ MISLEADING = ("nearly orthogonal", "near-orthogonal", "kept nearly", "keeps the 
 def test_no_text_claims_the_penalty_keeps_orthogonality() -> None:
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     for name in OWNED_TEXT_FILES:
         text = (root / name).read_text(encoding="utf-8").lower()
         for phrase in MISLEADING:

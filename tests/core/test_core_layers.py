@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "qgoft_core"
 APP_TOP_LEVEL = ("demos", "ui", "benchmarks", "app")
 # Above the library, or heavy optional dependencies it must not pull in.

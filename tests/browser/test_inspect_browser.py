@@ -15,7 +15,7 @@ import torch
 
 from qgoft_core import QGOFTConfig, get_qgoft_model
 from qgoft_core.explore.analysis import InspectionError
-from tests.browser_utils import (browser_page, build_test_app, launched, plot_svg, screenshot, wait_for_app,
+from tests.browser.browser_utils import (browser_page, build_test_app, launched, plot_svg, screenshot, wait_for_app,
                                  wait_until)
 from tests.conftest import build_tiny
 from ui.inspect_tab import UploadError, layer_table, run_inspection, stage_upload

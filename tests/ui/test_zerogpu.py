@@ -9,6 +9,8 @@ import pickle
 
 import numpy as np
 import pytest
+
+from tests.conftest import make_run
 import torch
 
 from qgoft_core.explore.history import RunHistory
@@ -23,31 +25,6 @@ def fake_spaces_gpu(duration=None):
             return pickle.loads(pickle.dumps(fn(*args, **kwargs)))
         return call
     return decorate
-
-
-@pytest.fixture(scope="module")
-def tiny_base_dir(tmp_path_factory):
-    """A tiny random BERT with a tiny word-level tokenizer, saved as a local model folder."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "good", "bad", "film", "great", "awful",
-             "movie", "not", "and", "is", "was", "it", "of", "to", "fun", "boring", "love", "hate"]
-    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
-    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=24, max_position_embeddings=64, hidden_dropout_prob=0.0,
-                        attention_probs_dropout_prob=0.0)
-    BertModel(config).save_pretrained(folder)
-    return str(folder)
-
-
-def make_run(model_dir: str, method: str):
-    from qgoft_core.explore.training import RunConfig, TrainingRun
-    config = RunConfig(model=model_dir, method=method, steps=7, batch_size=4, eval_every=3, eval_examples=12,
-                       max_length=24, warmup_steps=2, lr=1e-2, device="cpu")
-    return TrainingRun(config)
 
 
 @pytest.mark.parametrize("method", ["qgoft", "lora"])

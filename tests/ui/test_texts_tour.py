@@ -16,7 +16,7 @@ CHART_TARGETS = {"loss-plot", "angle-heatmap", "angle-hist", "norm-plot", "orth-
 
 @pytest.fixture(scope="module")
 def blocks():
-    from tests.browser_utils import build_test_app
+    from tests.browser.browser_utils import build_test_app
 
     demo, _ = build_test_app()
     return demo
