@@ -16,6 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from qgoft_core.viz import figures as F
+from qgoft_core.viz.style import apply_style, empty_figure
 
 DEFAULT_SATURATION = 0.95  # fraction of pi; callers pass the engine's SATURATION_FRACTION
 FIGURE_KEYS = ("angle_heatmap", "angle_histogram", "norm_changes", "spectrum")
@@ -25,19 +26,9 @@ MIN_ANGLE_RANGE = 1e-3  # degrees: the narrowest range (all angles zero still dr
 HEIGHTS = {"angle_histogram": 380, "norm_changes": 400, "spectrum": 380}
 
 
-def _styled(fig: go.Figure, title: str, height: int) -> go.Figure:
-    fig.update_layout(template=F.TEMPLATE, height=height, title=dict(text=title, x=0.01, xanchor="left"),
-                      margin=dict(l=70, r=30, t=80, b=60))
-    return fig
-
-
 def message_figure(title: str, message: str, height: int = 300) -> go.Figure:
-    """An empty figure that says why it is empty."""
-    fig = go.Figure()
-    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _styled(fig, title, height)
+    """An empty figure that says why it is empty (the views' shared one)."""
+    return empty_figure(title, message, height)
 
 
 def layer_name(report: Any, module: str) -> str:
@@ -113,7 +104,7 @@ def angle_histogram(report: Any, bins: int = HISTOGRAM_BINS, saturation_fraction
             f"({bins} bins of {(limit - lower) / bins:.3g}°)")
     note += (f"; dotted: ±{half_turn:g}°, a half-turn" if lines else f"; a half-turn (±{half_turn:g}°) is off this range")
     fig.update_layout(meta={"angle_range": [lower, limit]})
-    return _styled(fig, f"{title}<br><sup>{note}</sup>", HEIGHTS["angle_histogram"])
+    return apply_style(fig, f"{title}<br><sup>{note}</sup>", HEIGHTS["angle_histogram"])
 
 
 def share_axes(*figures: go.Figure) -> None:
