@@ -33,7 +33,7 @@ CHARTS = (LOSS_PLOT, HEATMAP, HIST, NORM, ORTH, ENERGY)
 STATE_LABELS = {
     "ready": "ready",
     "preparing": "preparing the run…",
-    "waiting": "waiting for a free slot",
+    "waiting": "waiting for its turn",
     "training": "training…",
     "paused": "paused",
     "done": "done",
