@@ -194,3 +194,42 @@ def make_run(model_dir: str, method: str):
     config = RunConfig(model=model_dir, method=method, steps=7, batch_size=4, eval_every=3, eval_examples=12,
                        max_length=24, warmup_steps=2, lr=1e-2, device="cpu")
     return TrainingRun(config)
+
+
+# -- saved adapters for the inspection tests ----------------------------------------------
+def save_ours(base, path, method="goft", scaling=None, edit=None, num_labels=3, theta=0.3):
+    """An engine-style adapter: saved from a SentenceClassifier, with its head (GOFT angles ~ theta * N(0, 1))."""
+    from qgoft_core import QGOFTConfig, get_qgoft_model, share_base
+    from qgoft_core.explore.models import SentenceClassifier
+
+    classifier = SentenceClassifier(share_base(base.encoder), num_labels, base.pooling)
+    model = get_qgoft_model(classifier, QGOFTConfig(method=method, scaling=scaling, modules_to_save=["head"]))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for layer in model.adapter_layers().values():
+            if method == "goft":
+                layer.qgoft_theta.copy_(theta * torch.randn(layer.qgoft_theta.shape, generator=generator))
+            else:
+                layer.qgoft_blocks.add_(1e-5 * torch.randn(layer.qgoft_blocks.shape, generator=generator))
+        if edit:
+            edit(model)
+    model.save_pretrained(path)
+    return model
+
+
+def save_peft(base, path, config, edit=None):
+    """A stock PEFT adapter on the plain encoder (no head), saved with save_pretrained."""
+    from peft import get_peft_model
+
+    from qgoft_core import share_base
+
+    model = get_peft_model(share_base(base.encoder), config)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn(p.shape, generator=generator))
+        if edit:
+            edit(model)
+    model.save_pretrained(str(path))
+    return model

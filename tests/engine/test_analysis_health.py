@@ -4,7 +4,6 @@ import dataclasses
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -16,6 +15,7 @@ from qgoft_core.explore.analysis.rows import display_names, layer_label
 from qgoft_core.explore.analysis.with_base import canonical_model_id
 from qgoft_core.explore.models import DEFAULT_MODEL_ID, SentenceClassifier, default_model_path
 from qgoft_core.viz import inspection_figures as IF
+from tests.conftest import save_ours, save_peft
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TARGETS = ["query", "value"]
@@ -23,30 +23,17 @@ ROTATION_CHECKS = {"half_turn", "wrapped", "still", "orthogonal", "reflections",
 
 
 def save_goft(base, path, theta=None, edit=None):
-    classifier = SentenceClassifier(share_base(base.encoder), 2, base.pooling)
-    model = get_qgoft_model(classifier, QGOFTConfig(method="goft", modules_to_save=["head"]))
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for layer in model.adapter_layers().values():
-            layer.qgoft_theta.copy_((theta or 0.3) * torch.randn(layer.qgoft_theta.shape, generator=generator))
-        if edit:
-            edit(model)
-    model.save_pretrained(path)
-    return model
+    return save_ours(base, path, "goft", edit=edit, num_labels=2, theta=theta or 0.3)
 
 
 def save_lora(base, path, r=4, edit=None, lora_alpha=8):
-    from peft import LoraConfig, get_peft_model
-    model = get_peft_model(share_base(base.encoder), LoraConfig(r=r, lora_alpha=lora_alpha, target_modules=TARGETS))
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.requires_grad:
-                p.add_(0.05 * torch.randn(p.shape, generator=generator))
-        if edit:
-            edit({n: m for n, m in model.base_model.model.named_modules() if hasattr(m, "lora_A")})
-    model.save_pretrained(str(path))
-    return model
+    from peft import LoraConfig
+
+    def edit_lora_modules(model):
+        edit({n: m for n, m in model.base_model.model.named_modules() if hasattr(m, "lora_A")})
+
+    return save_peft(base, path, LoraConfig(r=r, lora_alpha=lora_alpha, target_modules=TARGETS),
+                     edit=edit_lora_modules if edit else None)
 
 
 # -- the one orthogonality tolerance ------------------------------------------------------------

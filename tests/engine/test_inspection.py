@@ -7,49 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from qgoft_core import QGOFTConfig, get_qgoft_model, share_base
 from qgoft_core.explore.analysis import (ORTH_DEV_THRESHOLD, SATURATION_FRACTION, InspectionError,
                                    inspect_adapter)
-from qgoft_core.explore.models import SentenceClassifier
 from qgoft_core.viz.inspection_figures import inspection_page
+from tests.conftest import save_ours, save_peft
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: see conftest
 BASE_TARGETS = ["query", "value"]  # 2 layers x 2 modules of the tiny base, each 32 -> 32
 
 
 # -- building adapters ---------------------------------------------------------
-def save_ours(base, path, method="goft", scaling=None, edit=None, num_labels=3):
-    """An engine-style adapter: saved from a SentenceClassifier, with its head."""
-    classifier = SentenceClassifier(share_base(base.encoder), num_labels, base.pooling)
-    model = get_qgoft_model(classifier, QGOFTConfig(method=method, scaling=scaling, modules_to_save=["head"]))
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for layer in model.adapter_layers().values():
-            if method == "goft":
-                layer.qgoft_theta.copy_(0.3 * torch.randn(layer.qgoft_theta.shape, generator=generator))
-            else:
-                layer.qgoft_blocks.add_(1e-5 * torch.randn(layer.qgoft_blocks.shape, generator=generator))
-        if edit:
-            edit(model)
-    model.save_pretrained(path)
-    return model
-
-
-def save_peft(base, path, config, edit=None):
-    """A stock PEFT adapter on the plain encoder (no head), saved with save_pretrained."""
-    from peft import get_peft_model
-    model = get_peft_model(share_base(base.encoder), config)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.requires_grad:
-                p.add_(0.05 * torch.randn(p.shape, generator=generator))
-        if edit:
-            edit(model)
-    model.save_pretrained(str(path))
-    return model
-
-
 def peft_layers(model) -> dict:
     inner = model.base_model.model
     return {n: m for n, m in inner.named_modules() if hasattr(m, "get_base_layer") and n.endswith(
