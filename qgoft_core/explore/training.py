@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterator, Optional
@@ -41,7 +42,11 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the run keeps its last good state."""
 
 
-_THREADS_CHOSEN = False  # a caller set a number (the app's scheduler, per worker): runs keep it
+# Torch's CPU thread count holds for the thread that sets it (a thread started later begins from
+# the last count set), so whether a caller chose it is kept per thread too: a run built in an app
+# scheduler worker keeps that worker's count, a run built in any other thread (a live comparison,
+# the command line) still takes QGOFT_THREADS / CPU_CORES, as it did before the scheduler.
+_chosen = threading.local()
 
 
 def configure_cpu_threads(wanted: Optional[int] = None, *, unless_chosen: bool = False) -> int:
@@ -49,18 +54,17 @@ def configure_cpu_threads(wanted: Optional[int] = None, *, unless_chosen: bool =
 
     `wanted` None: QGOFT_THREADS, else Spaces' CPU_CORES, else os.cpu_count() (what the command
     line and a TrainingRun on its own use; the app passes its own setting, ui/settings.py).
-    A number given once makes the threads the caller's: from then on ``unless_chosen=True``
-    (what a new TrainingRun passes) leaves the calling thread as it is. So a run built inside
-    the app's training workers keeps the threads the scheduler gave the worker, instead of
-    taking every core.
+    A number given once makes the calling thread's count the caller's: from then on
+    ``unless_chosen=True`` (what a new TrainingRun passes) leaves that thread as it is. So a run
+    built inside the app's training workers keeps the threads the scheduler gave the worker,
+    instead of taking every core.
     """
-    global _THREADS_CHOSEN
-    if unless_chosen and _THREADS_CHOSEN:
+    if unless_chosen and getattr(_chosen, "threads", False):
         return torch.get_num_threads()
     if wanted is None:
         wanted = os.environ.get("QGOFT_THREADS") or os.environ.get("CPU_CORES") or os.cpu_count() or 1
     elif not unless_chosen:
-        _THREADS_CHOSEN = True
+        _chosen.threads = True
     n = max(1, min(int(float(wanted)), 8))
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)

@@ -146,3 +146,33 @@ def test_the_registry_owns_the_app_caches():
     assert ctx.runs.claim_compare("s:compare") and not ctx.runs.claim_compare("s:compare")
     ctx.runs.end_compare("s:compare")
     assert ctx.runs.claim_compare("s:compare")
+
+
+def test_a_chosen_thread_count_binds_only_the_thread_that_chose_it(monkeypatch):
+    """A scheduler worker's count is kept by runs built in it; another thread's run still
+    takes the environment's (a live comparison is not pinned to a worker's share)."""
+    import threading
+
+    import torch
+
+    from qgoft_core.explore.training import configure_cpu_threads
+
+    monkeypatch.setenv("QGOFT_THREADS", "2")
+    seen = {}
+
+    def worker():
+        configure_cpu_threads(1)
+        seen["worker"] = configure_cpu_threads(unless_chosen=True)
+
+    def other():
+        seen["other"] = configure_cpu_threads(unless_chosen=True)
+
+    before = torch.get_num_threads()
+    try:
+        for target in (worker, other):
+            thread = threading.Thread(target=target)
+            thread.start()
+            thread.join()
+    finally:
+        torch.set_num_threads(before)
+    assert seen == {"worker": 1, "other": 2}
