@@ -16,7 +16,7 @@ import math
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import gradio as gr
 import pandas as pd
@@ -25,8 +25,10 @@ from qgoft_core.explore.data.tasks import BUILTIN_TASKS
 from qgoft_core.explore import compare as C
 from qgoft_core.viz import compare_views as CV
 from qgoft_core.explore.models import ModelLoadError
-from qgoft_core.explore.training import TrainingConfigError
+from qgoft_core.explore.registry import METHOD_SPECS
+from qgoft_core.explore.training import RunConfig, TrainingConfigError
 from demos import comparisons as shipped
+from demos import presets
 from ui.context import AppContext
 from ui.runs import ServerBusy
 
@@ -44,8 +46,36 @@ head initialisation and data order) and the same number of steps; only the metho
 rate differ. Orthogonal methods rotate the pretrained weights instead of adding to them, so they should
 keep more of what the model knew: compare **accuracy** with **CKA to base** (how similar the sentence
 representations stay) and **skill kept** (the base model's own sentence-similarity skill after tuning).
-The tab opens on a precomputed comparison; **Run live** retrains the ticked methods here, one after
-another (BOFT is several times slower than the others on a CPU)."""
+The tab opens on a precomputed comparison (the mean ± sd of several seeds); **Run live** retrains the
+ticked methods here with one seed, one after another, filling the table as each one finishes (BOFT is
+several times slower than the others on a CPU)."""
+
+
+def defaults_note() -> str:
+    """One sentence: why Compare's numbers for a method differ from Train's and Lessons' (if they do).
+
+    Computed from the settings themselves (COMPARE_METHODS against the method
+    registry's usual rates, RunConfig's defaults and the lessons' shared config), so
+    it stays true when any of them changes.
+    """
+    usual = {key: m for key, m in C.COMPARE_METHODS.items() if not m.variant}
+    differ = [(m.label, m.lr, METHOD_SPECS[m.method].default_lr) for m in usual.values()
+              if not math.isclose(m.lr, METHOD_SPECS[m.method].default_lr)]
+    train = RunConfig()
+    lessons = presets.COMMON_CONFIG
+    same = (train.batch_size == lessons.get("batch_size") and train.steps == lessons.get("steps")
+            and train.seed == lessons.get("seed"))
+    shared = f"batch {train.batch_size}, {train.steps} steps, seed {train.seed}"
+    if not differ:
+        return (f"Train and Lessons use the same learning rates as Compare ({shared}), so a method's "
+                "precomputed row here is the run Train makes with the same settings.")
+    ours = ", ".join(f"{label} {lr:g}" for label, lr, _ in differ)
+    theirs = ", ".join(f"{label} {lr:g}" for label, _, lr in differ)
+    return (f"**Why Train and Lessons give other numbers for the same method:** Compare trains each method "
+            f"at the learning rate the quality benchmark picked for it ({ours}), while Train and Lessons start "
+            f"from each method's usual rate ({theirs})" + (f", with the same {shared}" if same else "")
+            + f"; type a rate from here into Train to make the run a precomputed row comes from (a live "
+              f"comparison here defaults to {DEFAULT_LIVE_STEPS} steps to stay short).")
 
 
 # -- views (plain values for the components) -----------------------------------
@@ -83,7 +113,8 @@ def export_files(result: Optional[C.CompareResult]) -> tuple[Optional[str], Opti
     folder = EXPORT_DIR / digest
     folder.mkdir(parents=True, exist_ok=True)
     _forget_old_exports()
-    stem = f"qgoft-compare-{result.task}-seed{result.seed}-{result.steps}steps"
+    seeds = "seeds" + "-".join(map(str, result.seeds)) if len(result.seeds) > 1 else f"seed{result.seed}"
+    stem = f"qgoft-compare-{result.task}-{seeds}-{result.steps}steps"
     csv_path, json_path = folder / f"{stem}.csv", folder / f"{stem}.json"
     if not json_path.exists():
         csv_path.write_text(C.rows_to_csv(result.rows), encoding="utf-8")
@@ -116,8 +147,10 @@ def load_precomputed_view(task: str, methods: list[str] | None) -> tuple[Optiona
     note = "" if chosen else " (no method ticked: showing all)"
     missing = [C.COMPARE_METHODS[m].label for m in chosen if result.row(m) is None]
     extra = f" Not in the shipped file: {', '.join(missing)}." if missing else ""
+    runs = full.meta.get("runs") or []
+    how = f" ({len(runs)} runs; each run's command is in the JSON download)" if len(runs) > 1 else ""
     status = (f"Precomputed comparison: {CV.describe(full)}{note}.{extra} "
-              f"Made with `{full.meta.get('command', 'demos/make_precomputed.py')}`.")
+              f"Made with `{full.meta.get('command', 'demos/make_precomputed.py')}`{how}.")
     return result, status
 
 
@@ -155,6 +188,41 @@ def progress_text(event: C.CompareEvent, steps: int, started: float) -> str:
     return head
 
 
+def live_updates(events: Iterable[C.CompareEvent], steps: int, started: float,
+                 clock: Callable[[], float] = time.monotonic) -> Iterator[dict[str, Any]]:
+    """What a live comparison shows as its events come: plain values keyed like `views`, plus
+    "status" and "result" (the comparison so far, for the downloads).
+
+    The table, summary and bars are redrawn after every finished method (its
+    "row" event), so the table fills method by method; the curves also at most
+    every PLOT_INTERVAL seconds between evaluations. The last update is the
+    finished comparison with its closing status.
+    """
+    last_draw = 0.0
+    result: Optional[C.CompareResult] = None
+    for event in events:
+        result = event.result
+        if event.kind == "done":
+            break
+        if event.kind == "error":
+            yield {"status": f"**{C.COMPARE_METHODS[event.key].label}:** {event.record['message']}"}
+            continue
+        update: dict[str, Any] = {"status": progress_text(event, steps, started)}
+        if event.kind == "row":
+            update.update(views(result), result=result)
+            last_draw = clock()
+        elif event.kind == "eval" and clock() - last_draw > PLOT_INTERVAL:
+            update["kept"] = CV.kept_figure(result)
+            last_draw = clock()
+        yield update
+    if result is None:
+        return
+    stopped = [r.label for r in result.rows if r.status != "ok"]
+    note = f" Incomplete: {', '.join(stopped)} (see the note column)." if stopped else ""
+    yield {"status": f"Live comparison finished in {clock() - started:.0f} s: {CV.describe(result)}.{note}",
+           **views(result), "result": result}
+
+
 # -- layout and events --------------------------------------------------------------
 def build_compare_tab(ctx: AppContext) -> None:
     """Create the Compare tab's components and events inside the current Gradio context."""
@@ -165,6 +233,7 @@ def build_compare_tab(ctx: AppContext) -> None:
     first_csv, first_json = export_files(first)
 
     gr.Markdown(INTRO)
+    gr.Markdown(defaults_note(), elem_id="compare-defaults-note")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             methods = gr.CheckboxGroup(CV.method_choices(), value=list(C.DEFAULT_METHODS), label="methods",
@@ -187,7 +256,7 @@ def build_compare_tab(ctx: AppContext) -> None:
     table = gr.Dataframe(first_views["table"], interactive=False, wrap=True, max_height=520,
                          label="comparison (one row per method)", elem_id="compare-table",
                          buttons=["fullscreen", "copy"], pinned_columns=1,
-                         column_widths=[125, 100, 85, 70, 95, 90, 80, 105, 80, 70, 60, 190])
+                         column_widths=[125, 100, 100, 70, 95, 90, 115, 105, 100, 70, 60, 170])
     with gr.Accordion("What the columns mean", open=False, elem_id="compare-table-help"):
         gr.Markdown(column_help_markdown())
     kept = gr.Plot(first_views["kept"], show_label=False, elem_id="compare-kept-plot")
@@ -251,39 +320,19 @@ def build_compare_tab(ctx: AppContext) -> None:
         started = time.monotonic()
         yield {status: f"Starting a live comparison of {len(keys)} method(s) on **{task_key}**, "
                        f"{steps_int} steps each…", **view_updates(None)}
-        last_draw = 0.0
-        result: Optional[C.CompareResult] = None
         meta = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": "Compare tab, Run live",
                 "device": "this server"}
+        components = {"status": status, "table": table, "summary": summary, "kept": kept, **bars}
         try:
             events = C.compare_runs(keys, task_key, seed=seed_int, steps=steps_int,
                                     max_seconds=settings.max_seconds, meta=meta)
-            for event in events:
-                result = event.result
-                if event.kind == "done":
-                    break
-                if event.kind == "error":
-                    yield {status: f"**{C.COMPARE_METHODS[event.key].label}:** {event.record['message']}"}
-                    continue
-                update: dict = {status: progress_text(event, steps_int, started)}
-                redraw = event.kind == "row" or (event.kind == "eval" and
-                                                 time.monotonic() - last_draw > PLOT_INTERVAL)
-                if redraw:
-                    update[kept] = CV.kept_figure(result)
-                    last_draw = time.monotonic()
-                if event.kind == "row":
-                    update.update(view_updates(result))
-                    update.update(export_updates(result))
+            for values in live_updates(events, steps_int, started):
+                update = {components[k]: v for k, v in values.items() if k in components}
+                if "result" in values:
+                    update.update(export_updates(values["result"]))
                 yield update
         except (TrainingConfigError, ModelLoadError) as exc:
             yield {status: f"**Cannot run the comparison:** {exc}"}
-            return
-        if result is None:
-            return
-        stopped = [r.label for r in result.rows if r.status != "ok"]
-        note = f" Incomplete: {', '.join(stopped)} (see the note column)." if stopped else ""
-        yield {status: f"Live comparison finished in {time.monotonic() - started:.0f} s: "
-                       f"{CV.describe(result)}.{note}", **view_updates(result), **export_updates(result)}
 
     # Changing the task does not reload by itself: a live comparison on screen stays until asked.
     load.click(on_load, [task, methods], [status, *view_outputs, csv_button, json_button],

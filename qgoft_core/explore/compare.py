@@ -17,6 +17,12 @@ with one `CompareRow` per method:
   pairs) for the base and the tuned model, and their ratio.
 
 Plus, per method, the eval records over training as an accuracy-vs-CKA curve.
+
+One comparison is one seed. `aggregate_seeds` folds comparisons of the same
+task, budget and methods made with different seeds into one result whose rows
+hold the mean and the sample sd of each number (`n_seeds`, `<name>_sd`) and
+whose `per_seed` keeps every run; a single run is the case `n_seeds` = 1.
+
 This is the engine half (running, measuring, JSON and CSV in and out); the
 table, the charts and the text the app shows are in `qgoft_core.viz.compare_views`.
 No Gradio or plotly here. Files follow the one NaN policy of `explore.history`
@@ -42,7 +48,8 @@ from qgoft_core.explore.registry import lighter, method_spec
 from qgoft_core.explore.models import BaseModel, load_base
 from qgoft_core.explore.training import RunConfig, TrainingConfigError, TrainingDiverged, TrainingRun
 
-FORMAT = "qgoft-compare/1"
+FORMAT = "qgoft-compare/2"  # /2 adds seeds, per_seed and the rows' n_seeds and sds
+READABLE_FORMATS = ("qgoft-compare/1", FORMAT)  # a /1 file is one seed; every new field has a default
 
 
 @dataclass(frozen=True)
@@ -131,11 +138,26 @@ class CompareRow:
     steps: int = 0
     seconds: float = 0.0  # wall-clock of the whole method (training + measuring)
     status: str = "ok"  # "ok", or why the row is incomplete / stopped early
+    # Several seeds (aggregate_seeds): the numbers above are means, these their sample sds.
+    # One run: n_seeds 1 and every sd NaN (a spread of one value is not 0, it is unknown).
+    n_seeds: int = 1
+    accuracy_sd: float = math.nan
+    sec_per_step_sd: float = math.nan
+    orth_dev_sd: float = math.nan
+    he_drift_sd: float = math.nan
+    cka_sd: float = math.nan
+    retention_tuned_sd: float = math.nan
+    retention_kept_sd: float = math.nan
 
     def numbers(self) -> dict[str, float]:
-        """The numeric columns (what a test checks for finiteness)."""
+        """The measured columns (what a test checks for finiteness); not the sds, NaN for one seed."""
         return {f.name: float(getattr(self, f.name)) for f in fields(self)
-                if f.type in ("int", "float") and f.name not in ("seconds",)}
+                if f.type in ("int", "float") and f.name not in ("seconds", "n_seeds")
+                and not f.name.endswith("_sd")}
+
+    def sd(self, name: str) -> float:
+        """The sample sd of column `name` over the row's seeds; NaN for one seed or a column without one."""
+        return float(getattr(self, f"{name}_sd", math.nan))
 
     def to_dict(self) -> dict[str, Any]:
         return {k: json_safe(v) for k, v in asdict(self).items()}
@@ -152,7 +174,12 @@ class CompareRow:
 
 @dataclass
 class CompareResult:
-    """A whole comparison: rows, accuracy-vs-kept curves and how it was made."""
+    """A whole comparison: rows, accuracy-vs-kept curves and how it was made.
+
+    One seed (`seeds` == [seed]) or several (see `aggregate_seeds`): then
+    `seed` is the first of `seeds`, rows and curves are means and `per_seed`
+    holds each seed's own comparison.
+    """
 
     task: str
     seed: int
@@ -160,8 +187,15 @@ class CompareResult:
     model: str
     rows: list[CompareRow] = field(default_factory=list)
     # key -> {"step": [...], "accuracy": [...], "kept": [... CKA], "loss": [...]}
+    # (means over seeds, plus "accuracy_sd" and "kept_sd", in a multi-seed result)
     curves: dict[str, dict[str, list]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=list)
+    per_seed: list["CompareResult"] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            self.seeds = [self.seed]
 
     def row(self, key: str) -> Optional[CompareRow]:
         return next((r for r in self.rows if r.key == key), None)
@@ -171,19 +205,24 @@ class CompareResult:
             k: COMPARE_METHODS[k].label for k in self.curves if k in COMPARE_METHODS}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "task": self.task, "seed": self.seed, "steps": self.steps,
-                "model": self.model, "meta": json_safe(self.meta),
+        data = {"format": FORMAT, "task": self.task, "seed": self.seed, "seeds": list(self.seeds),
+                "steps": self.steps, "model": self.model, "meta": json_safe(self.meta),
                 "rows": [r.to_dict() for r in self.rows], "curves": json_safe(self.curves)}
+        if self.per_seed:
+            data["per_seed"] = [r.to_dict() for r in self.per_seed]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "CompareResult":
-        if data.get("format") != FORMAT:
-            raise ValueError(f"not a method comparison (format {data.get('format')!r}, expected {FORMAT!r})")
+        if data.get("format") not in READABLE_FORMATS:
+            raise ValueError(f"not a method comparison (format {data.get('format')!r}, expected one of "
+                             f"{', '.join(READABLE_FORMATS)})")
         return cls(task=str(data["task"]), seed=int(data["seed"]), steps=int(data["steps"]),
                    model=str(data["model"]), rows=[CompareRow.from_dict(r) for r in data["rows"]],
                    curves={k: {n: [math.nan if x is None else x for x in xs] for n, xs in c.items()}
                            for k, c in data.get("curves", {}).items()},
-                   meta=dict(data.get("meta", {})))
+                   meta=dict(data.get("meta", {})), seeds=[int(s) for s in data.get("seeds", [])],
+                   per_seed=[cls.from_dict(r) for r in data.get("per_seed", [])])
 
 
 @dataclass
@@ -428,4 +467,130 @@ def select_methods(result: CompareResult, keys: Sequence[str]) -> CompareResult:
     """A copy of `result` with only the rows and curves of `keys` (in the result's order)."""
     wanted = set(keys)
     return replace(result, rows=[r for r in result.rows if r.key in wanted],
-                   curves={k: c for k, c in result.curves.items() if k in wanted})
+                   curves={k: c for k, c in result.curves.items() if k in wanted},
+                   per_seed=[select_methods(r, keys) for r in result.per_seed])
+
+
+# -- several seeds -------------------------------------------------------------
+# Columns averaged over seeds (each with a `<name>_sd` field on CompareRow).
+SEED_AVERAGED = ("accuracy", "sec_per_step", "orth_dev", "he_drift", "cka", "retention_tuned", "retention_kept")
+# Meta entries that describe one run, not the comparison: kept per seed in meta["runs"].
+RUN_META = ("created", "command", "versions", "device", "total_seconds", "note")
+RUN_DEFAULTS = {f.name: f.default for f in fields(RunConfig)}
+
+
+def single_seed_results(result: CompareResult) -> list[CompareResult]:
+    """The one-seed comparisons behind `result`: its `per_seed`, or itself when it is one run."""
+    return list(result.per_seed) if result.per_seed else [result]
+
+
+def aggregate_seeds(results: Sequence[CompareResult]) -> CompareResult:
+    """One comparison from runs of the same comparison with different seeds: mean and sample sd.
+
+    Inputs may be single- or multi-seed results (a multi-seed one contributes its
+    `per_seed` runs). They must share task, steps, model, the set of methods and
+    each method's settings apart from the seed; seeds must be distinct.
+    ValueError says which of these fails. A number missing in a seed (NaN: the
+    method could not start) is left out of that column's mean; `n_seeds` counts
+    the seeds with an accuracy, and a row's status names every seed that did not
+    finish cleanly. Curves are averaged at the eval steps every seed has.
+    """
+    runs = [run for result in results for run in single_seed_results(result)]
+    if not runs:
+        raise ValueError("no comparisons to aggregate")
+    first = runs[0]
+    for run in runs[1:]:
+        for name in ("task", "steps", "model"):
+            if getattr(run, name) != getattr(first, name):
+                raise ValueError(f"cannot aggregate comparisons with different {name}: "
+                                 f"{getattr(first, name)!r} (seed {first.seed}) vs {getattr(run, name)!r} "
+                                 f"(seed {run.seed})")
+        if {r.key for r in run.rows} != {r.key for r in first.rows}:
+            raise ValueError(f"cannot aggregate comparisons of different methods: seed {first.seed} has "
+                             f"{', '.join(r.key for r in first.rows)}; seed {run.seed} has "
+                             f"{', '.join(r.key for r in run.rows)}")
+        for key, settings in _settings(first).items():
+            other = _settings(run).get(key)
+            if other is None:
+                continue  # that method could not start in this seed: its row says so
+            # A field missing from an older file did not exist yet: the run had its default.
+            changed = sorted(k for k in settings.keys() | other.keys()
+                             if settings.get(k, RUN_DEFAULTS.get(k)) != other.get(k, RUN_DEFAULTS.get(k)))
+            if changed:
+                raise ValueError(f"cannot aggregate: {key} was run with different settings in seeds "
+                                 f"{first.seed} and {run.seed} ({', '.join(changed)})")
+    seeds = [run.seed for run in runs]
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"seed {', '.join(map(str, repeated))} given more than once; each seed may count once")
+    runs = sorted(runs, key=lambda run: run.seed)
+    seeds = [run.seed for run in runs]
+    rows = [_mean_row([run.row(r.key) for run in runs], seeds) for r in first.rows]
+    curves = {r.key: _mean_curve([run.curves[r.key] for run in runs if r.key in run.curves])
+              for r in first.rows if any(r.key in run.curves for run in runs)}
+    return CompareResult(task=first.task, seed=seeds[0], steps=first.steps, model=first.model, rows=rows,
+                         curves=curves, meta=_merged_meta(runs), seeds=seeds, per_seed=runs)
+
+
+def _settings(result: CompareResult) -> dict[str, dict]:
+    """Each method's RunConfig fields as the file recorded them, without the seed."""
+    methods = result.meta.get("methods", {})
+    return {key: {k: v for k, v in config.items() if k != "seed"} for key, config in methods.items()}
+
+
+def _spread(values: Sequence[float]) -> tuple[float, float]:
+    """(mean, sample sd) of the finite values; sd NaN below two values, both NaN for none."""
+    finite = np.array([v for v in values if math.isfinite(v)], dtype=float)
+    if finite.size == 0:
+        return math.nan, math.nan
+    return float(finite.mean()), float(finite.std(ddof=1)) if finite.size > 1 else math.nan
+
+
+def _mean_row(rows: Sequence[CompareRow], seeds: Sequence[int]) -> CompareRow:
+    first = rows[0]
+    for row, seed in zip(rows, seeds):
+        if row.lr != first.lr and not (math.isnan(row.lr) and math.isnan(first.lr)):
+            raise ValueError(f"cannot aggregate: {first.key} has learning rate {first.lr:g} in seed "
+                             f"{seeds[0]} and {row.lr:g} in seed {seed}")
+    mean = replace(first)
+    for name in SEED_AVERAGED:
+        value, sd = _spread([float(getattr(r, name)) for r in rows])
+        setattr(mean, name, value)
+        setattr(mean, f"{name}_sd", sd)
+    mean.retention_base = _spread([r.retention_base for r in rows])[0]
+    mean.seconds = _spread([r.seconds for r in rows])[0]
+    mean.steps = min(r.steps for r in rows)  # the budget every seed reached
+    mean.trainable_params = max(r.trainable_params for r in rows)  # 0 where a seed could not start
+    mean.total_params = max(r.total_params for r in rows)
+    mean.n_seeds = sum(math.isfinite(r.accuracy) for r in rows)
+    failed = [f"seed {seed}: {r.status}" for r, seed in zip(rows, seeds) if r.status != "ok"]
+    mean.status = "; ".join(failed) if failed else "ok"
+    return mean
+
+
+def _mean_curve(curves: Sequence[Mapping[str, list]]) -> dict[str, list]:
+    """Point-by-point mean (and sd of accuracy and CKA) at the eval steps every seed has."""
+    steps = [s for s in curves[0]["step"] if all(s in c["step"] for c in curves)]
+    out: dict[str, list] = {"step": steps}
+    for name in ("accuracy", "kept", "loss"):
+        points = [[c[name][c["step"].index(s)] for c in curves] for s in steps]
+        out[name] = [_spread(p)[0] for p in points]
+        if name != "loss":
+            out[f"{name}_sd"] = [_spread(p)[1] for p in points]
+    return out
+
+
+def _merged_meta(runs: Sequence[CompareResult]) -> dict[str, Any]:
+    """The settings every run shares, plus one entry per run (seed, command, date, machine) in "runs"."""
+    first = runs[0].meta
+    shared = {k: v for k, v in first.items() if k not in RUN_META and k != "methods"
+              and all(r.meta.get(k) == v for r in runs)}
+    shared["methods"] = _settings(runs[0])
+    shared["runs"] = [{"seed": r.seed, **{k: r.meta[k] for k in RUN_META if k in r.meta}} for r in runs]
+    created = sorted(str(r.meta["created"]) for r in runs if r.meta.get("created"))
+    if created:
+        shared["created"] = created[-1]  # when the last of its runs was made
+    devices = list(dict.fromkeys(str(r.meta["device"]) for r in runs if r.meta.get("device")))
+    if devices:
+        shared["device"] = "; ".join(devices)
+    return shared

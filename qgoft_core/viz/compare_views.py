@@ -15,10 +15,10 @@ import plotly.graph_objects as go
 
 from qgoft_core.explore.compare import COMPARE_METHODS, ORTH_LEAST_SQUARES, ORTH_UNTOUCHED, CompareResult
 from qgoft_core.viz.compare_charts import accuracy_vs_kept, method_compare_bars
-from qgoft_core.viz.style import ENERGY_ROUNDING, LOG_FLOOR, rounding_band
+from qgoft_core.viz.style import ENERGY_ROUNDING, LOG_FLOOR, ORTH_TOLERANCE, rounding_band
 
-__all__ = ["BAR_METRICS", "COLUMNS", "COLUMN_HELP", "compare_bar_figures", "describe", "kept_figure",
-           "method_choices", "seed_noise_points", "summary_markdown", "table_rows"]
+__all__ = ["BAR_METRICS", "COLUMNS", "COLUMN_HELP", "SPREAD_RULE", "compare_bar_figures", "describe", "gap_supported",
+           "kept_figure", "method_choices", "seed_noise_points", "summary_markdown", "table_rows", "wins_markdown"]
 
 OTHER_COLOR = "#9467bd"  # a row whose key is not a comparison entry (an older file)
 
@@ -37,8 +37,9 @@ COLUMNS: list[tuple[str, str]] = [  # (CompareRow field, table header)
 ]
 
 COLUMN_HELP: dict[str, str] = {
-    "method": "Fine-tuning method; all rows share the base model, task, seed (head initialisation and "
-              "data order) and step budget.",
+    "method": "Fine-tuning method; all rows share the base model, task, seed or seeds (head initialisation "
+              "and data order) and step budget. With several seeds a cell reads mean ± sd: the sample "
+              "standard deviation over the seeds.",
     "trainable params": "Parameters the optimiser updates, classifier head included.",
     "accuracy (%)": "Accuracy on the task's held-out texts after the last step.",
     "s / step": "Median wall-clock seconds of one training step (forward, backward, AdamW) on this "
@@ -101,9 +102,19 @@ def _format(name: str, value: Any) -> str:
     return str(value)
 
 
+SPREAD_COLUMNS = ("accuracy", "cka", "retention_kept")  # cells that read mean ± sd with several seeds
+
+
+def _format_spread(name: str, value: float, sd: float) -> str:
+    if name in ("accuracy", "retention_kept"):
+        return f"{100 * value:.1f} ± {100 * sd:.1f}"
+    return f"{value:.4f} ± {sd:.4f}"
+
+
 def table_rows(result: CompareResult) -> tuple[list[str], list[list[str]]]:
     """(headers, rows of display strings) for the comparison table."""
     headers = [header for _, header in COLUMNS] + ["note"]
+    names = [name for name, _ in COLUMNS]
     body = []
     for row in result.rows:
         note = row.status if row.status != "ok" else ""
@@ -111,28 +122,35 @@ def table_rows(result: CompareResult) -> tuple[list[str], list[list[str]]]:
             note = "; ".join(filter(None, ["orth.: least-squares M", note]))
         elif row.orth_dev_kind == ORTH_UNTOUCHED:
             note = "; ".join(filter(None, ["orth.: encoder untouched", note]))
-        cells = [_format(name, getattr(row, name)) for name, _ in COLUMNS]
-        seeds, sd = _seeds(row)
-        if seeds > 1 and math.isfinite(sd) and math.isfinite(row.accuracy):
-            cells[[name for name, _ in COLUMNS].index("accuracy")] = f"{100 * row.accuracy:.1f} ± {100 * sd:.1f}"
+        cells = [_format(name, getattr(row, name)) for name in names]
+        seeds = _n_seeds(row)
+        if seeds > 1:
+            for name in SPREAD_COLUMNS:
+                value, sd = getattr(row, name), _sd(row, name)
+                if math.isfinite(value) and math.isfinite(sd):
+                    cells[names.index(name)] = _format_spread(name, value, sd)
             note = "; ".join(filter(None, [f"mean ± sd of {seeds} seeds", note]))
         body.append(cells + [note])
     return headers, body
 
 
-def _seeds(row: Any) -> tuple[int, float]:
-    """(seeds behind the row, sd of its accuracy): 1 and NaN for a single run.
-
-    The engine's rows are one run each; a multi-seed result (rows carrying
-    ``n_seeds`` and ``accuracy_sd``, their accuracy a mean) is read the same way.
-    """
+def _n_seeds(row: Any) -> int:
+    """Seeds behind a row: 1 for a single run (or a row from an older file)."""
     try:
-        seeds = int(getattr(row, "n_seeds", 1) or 1)
+        return int(getattr(row, "n_seeds", 1) or 1)
     except (TypeError, ValueError):
-        seeds = 1
-    sd = getattr(row, "accuracy_sd", None)
-    sd = float(sd) if isinstance(sd, (int, float)) and math.isfinite(sd) else math.nan
-    return seeds, sd
+        return 1
+
+
+def _sd(row: Any, name: str) -> float:
+    """Sample sd of column `name` over the row's seeds; NaN for one run or no such spread."""
+    sd = getattr(row, f"{name}_sd", None)
+    return float(sd) if isinstance(sd, (int, float)) and math.isfinite(sd) else math.nan
+
+
+def _seeds(row: Any) -> tuple[int, float]:
+    """(seeds behind the row, sd of its accuracy): 1 and NaN for a single run."""
+    return _n_seeds(row), _sd(row, "accuracy")
 
 
 # -- figures -------------------------------------------------------------------
@@ -169,11 +187,16 @@ def compare_bar_figures(result: CompareResult) -> dict[str, go.Figure]:
                 fig.update_layout(title_text=f"{title}<br><sup>{note}</sup>")
             elif shown:
                 fig.update_yaxes(range=[0, max(shown) * 1.18 if max(shown) > 0 else 1])
-            if name == "accuracy":
-                sds = [_seeds(r) for r in rows]
-                if any(n > 1 and math.isfinite(sd) for n, sd in sds):
-                    bar.error_y = dict(type="data", array=[100 * sd if math.isfinite(sd) else 0 for _, sd in sds],
-                                       visible=True)
+            sds = [_sd(r, name) * scale for r in rows]
+            if not log and any(math.isfinite(sd) for sd in sds):
+                # Error bars: ± one sample sd over the seeds (a single run has none).
+                bar.error_y = dict(type="data", array=[sd if math.isfinite(sd) else 0 for sd in sds],
+                                   visible=True, color="#444", thickness=1.2, width=4)
+                bar.textposition = "inside"  # above the bar the label would sit on the error bar
+                tops = [v + (sd if math.isfinite(sd) else 0) for v, sd in zip(bar.y, sds)
+                        if v is not None and math.isfinite(v)]
+                if tops:
+                    fig.update_yaxes(range=[0, max(tops) * 1.12 if max(tops) > 0 else 1])
             if name == "retention_kept" and shown:
                 fig.add_trace(go.Scatter(x=[0, 1], y=[100, 100], xaxis="x2", mode="lines", hoverinfo="skip",
                                          name="base model (100%)", line=dict(color="black", dash="dash", width=1)))
@@ -195,10 +218,19 @@ def kept_figure(result: CompareResult) -> go.Figure:
                            title="Accuracy vs knowledge kept over training<br><sup>each point an evaluation, "
                                  "starting at step 0 (CKA 1, left); up and to the left is better</sup>")
     colors = {labels.get(k, k): _color(k) for k in result.curves}
+    spreads = {labels.get(k, k): c.get("accuracy_sd") for k, c in result.curves.items()}
     for trace in fig.data:
         if colors.get(trace.name):
             trace.line.color = colors[trace.name]
             trace.marker.color = colors[trace.name]
+        sd = spreads.get(trace.name)
+        if sd and any(math.isfinite(v) for v in sd):
+            trace.error_y = dict(type="data", array=[100 * v if math.isfinite(v) else 0 for v in sd],
+                                 visible=True, thickness=1, width=3)
+    if len(result.seeds) > 1:
+        fig.update_layout(title_text="Accuracy vs knowledge kept over training<br><sup>mean over seeds "
+                                     f"{_seed_list(result)} at each evaluation (bars: ± sd of accuracy), "
+                                     "starting at step 0 (CKA 1, left); up and to the left is better</sup>")
     fig.update_xaxes(autorange="reversed")  # left to right: further from the base
     return fig
 
@@ -235,37 +267,70 @@ def seed_noise_points(result: CompareResult, accuracy: float) -> float:
     return float(max(1, math.ceil(100 * math.sqrt(2 * p * (1 - p) / n))))
 
 
+SPREAD_RULE = ("a gap counts as supported by the spread when it is larger than the two methods' sds "
+               "added together; a smaller one is not separated by these seeds")
+
+
+def gap_supported(a: float, sd_a: float, b: float, sd_b: float) -> bool | None:
+    """Whether |a − b| exceeds sd_a + sd_b (SPREAD_RULE); None when a spread is unknown (one run)."""
+    if not all(math.isfinite(v) for v in (a, sd_a, b, sd_b)):
+        return None
+    return abs(a - b) > sd_a + sd_b
+
+
+def _pct(row: Any, name: str) -> str:
+    """A percentage column as text: mean ± sd with several seeds, the value for one run."""
+    value, sd = 100 * getattr(row, name), 100 * _sd(row, name)
+    return f"{value:.1f} ± {sd:.1f}%" if _n_seeds(row) > 1 and math.isfinite(sd) else f"{value:.1f}%"
+
+
+def _count(n: int) -> str:
+    """21470 -> 21K, 22713986 -> 22.7M: parameter counts at a glance."""
+    if n >= 1_000_000:
+        return f"{n / 1e6:.1f}M"
+    return f"{n / 1e3:.0f}K" if n >= 10_000 else f"{n:,}"
+
+
+def _seed_list(result: CompareResult) -> str:
+    return ", ".join(str(s) for s in result.seeds)
+
+
+def _changes_encoder(row: Any) -> bool:
+    return row.orth_dev_kind != ORTH_UNTOUCHED and row.method != "head"
+
+
 def summary_markdown(result: CompareResult) -> str:
-    """A few sentences that say what a comparison can and cannot tell.
+    """What a comparison can and cannot tell, in a few short paragraphs.
 
     One seed per method: the leader is "highest in this run", with the size of
     a gap that seed noise alone produces, and no winner is crowned.  Rows that
-    carry several seeds (``n_seeds`` > 1 and ``accuracy_sd``): mean ± sd and
-    which gaps to the leader exceed the two spreads.
+    carry several seeds (``n_seeds`` > 1 and ``accuracy_sd``): mean ± sd, the
+    rule a gap must pass (SPREAD_RULE) and which gaps to the leader pass it.
+    Then what each method wins (`wins_markdown`), why qGOFT can be less
+    orthogonal than LoRA by this measure, and skill kept above 100%.
     """
     rows = [r for r in result.rows if math.isfinite(r.accuracy)]
     if not rows:
         return "No finished methods yet."
     best = max(rows, key=lambda r: r.accuracy)
-    seeds = [_seeds(r) for r in rows]
-    multi = all(n > 1 and math.isfinite(sd) for n, sd in seeds)
+    multi = all(_n_seeds(r) > 1 and math.isfinite(_sd(r, "accuracy")) for r in rows)
     lines: list[str] = []
     if multi:
-        n_min = min(n for n, _ in seeds)
-        sd_of = {id(r): sd for r, (_, sd) in zip(rows, seeds)}
-        best_sd = sd_of[id(best)]
-        lines.append(f"Accuracy is the mean ± sd over {n_min}+ seeds per method. Highest mean: "
-                     f"**{best.label}** ({100 * best.accuracy:.1f} ± {100 * best_sd:.1f}%).")
-        clear = [r for r in rows if r is not best and best.accuracy - r.accuracy > best_sd + sd_of[id(r)]]
+        counts = sorted({_n_seeds(r) for r in rows})
+        runs = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+        seeds = f"seeds {_seed_list(result)}" if len(result.seeds) > 1 else f"{runs} seeds"
+        lines.append(f"Every number is the **mean ± sd over {seeds}** ({runs} runs per method; sd: the "
+                     f"sample standard deviation). Highest mean accuracy: **{best.label}** ({_pct(best, 'accuracy')}); "
+                     f"{SPREAD_RULE}.")
+        clear = [r for r in rows if r is not best and gap_supported(best.accuracy, _sd(best, "accuracy"),
+                                                                   r.accuracy, _sd(r, "accuracy"))]
         within = [r for r in rows if r is not best and r not in clear]
         if clear:
-            lines.append("Its lead exceeds the spread (gap > the two sds together) over "
-                         + ", ".join(f"{r.label} ({100 * r.accuracy:.1f} ± {100 * sd_of[id(r)]:.1f}%)"
-                                     for r in clear) + ".")
+            lines.append("Its lead is supported over " + ", ".join(f"{r.label} ({_pct(r, 'accuracy')})"
+                                                                   for r in clear) + ".")
         if within:
             lines.append("Within the spread of it (not separated by these seeds): "
-                         + ", ".join(r.label for r in within) + ".")
-        noise = 100 * best_sd
+                         + ", ".join(f"{r.label} ({_pct(r, 'accuracy')})" for r in within) + ".")
     else:
         noise = seed_noise_points(result, float(np.median([r.accuracy for r in rows])))
         close = [r for r in rows if r is not best and best.accuracy - r.accuracy < noise / 100]
@@ -274,34 +339,145 @@ def summary_markdown(result: CompareResult) -> str:
         lines.append(f"Highest in this run: **{best.label}** ({100 * best.accuracy:.1f}%; one seed: "
                      f"differences below ~{noise:.0f} points are within seed noise)"
                      + (f", with {', '.join(r.label for r in close)} within that." if close else "."))
-    close = [r for r in rows if r.accuracy >= best.accuracy - noise / 100]
-    keeper = max(close, key=lambda r: (r.retention_kept if math.isfinite(r.retention_kept) else -1))
-    if math.isfinite(keeper.retention_kept):
-        lines.append(f"Among those within ~{noise:.0f} points of it, the most original skill kept: "
-                     f"**{keeper.label}** ({100 * keeper.retention_kept:.1f}% of the base model's retention "
-                     f"score, CKA {keeper.cka:.3f}).")
-    above = [r for r in rows if math.isfinite(r.retention_kept) and r.retention_kept > 1.0]
+    paragraphs = [" ".join(lines), wins_markdown(result), _orthogonality_note(rows)]
+    notes = []
+    above = [r for r in rows if math.isfinite(r.retention_kept) and round(100 * r.retention_kept, 1) > 100.0]
     if above:
-        lines.append("Skill kept above 100% (" + ", ".join(f"{r.label} {100 * r.retention_kept:.1f}%"
-                                                            for r in above)
+        notes.append("Skill kept above 100% (" + ", ".join(f"{r.label} {_pct(r, 'retention_kept')}" for r in above)
                      + ") means the tuned model scored a little higher than the base on the retention probe: "
-                       "noise around the base, not a gain.")
-    timed = [r for r in rows if math.isfinite(r.sec_per_step)]
-    if timed:
-        fastest = min(timed, key=lambda r: r.sec_per_step)
-        lines.append(f"Fastest step: **{fastest.label}** ({fastest.sec_per_step:.3f} s).")
+                       "noise around the base's own score (the probe is a few hundred sentence pairs), not a "
+                       "gain.")
     base = next((r.retention_base for r in rows if math.isfinite(r.retention_base)), math.nan)
     if math.isfinite(base):
-        lines.append(f"(The untuned base model's retention Spearman is {base:.3f}.)")
-    return " ".join(lines)
+        notes.append(f"(The untuned base model's retention Spearman is {base:.3f}.)")
+    paragraphs.append(" ".join(notes))
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+# (column, what winning it means, higher is better)
+_CONTESTS: list[tuple[str, str, bool]] = [
+    ("accuracy", "highest accuracy", True),
+    ("retention_kept", "most of the base's skill kept", True),
+    ("cka", "representation closest to the base", True),
+    ("trainable_params", "fewest trainable parameters", False),
+]  # not speed: seconds per step follow the machine's load and threads, not the method alone
+
+
+def _value_text(row: Any, name: str) -> str:
+    if name in ("accuracy", "retention_kept"):
+        return _pct(row, name)
+    if name == "trainable_params":
+        return _count(row.trainable_params)
+    sd = _sd(row, name)
+    digits = 3 if name == "cka" else 2
+    text = f"{getattr(row, name):.{digits}f}"
+    if _n_seeds(row) > 1 and math.isfinite(sd):
+        text += f" ± {sd:.{digits}f}"
+    return text + (" s" if name == "sec_per_step" else "")
+
+
+def _win_clause(name: str, what: str, winner: Any, ranked: list, lora: Any) -> str:
+    """"most of the base's skill kept, 99.4 ± 0.2% with 21K trainable parameters, against LoRA's …"."""
+    text = f"{what}, {_value_text(winner, name)}"
+    if name == "retention_kept":
+        text += f" with {_count(winner.trainable_params)} trainable parameters"
+    if lora is not None and lora is not winner and name != "cka":
+        text += f", against LoRA's {_value_text(lora, name)}"
+        if name == "retention_kept":
+            text += f" with {_count(lora.trainable_params)}"
+    tied = [r for r in ranked[1:] if getattr(r, name) == getattr(winner, name)]
+    runner = next((r for r in ranked[1:] if r not in tied), None)
+    if tied:
+        text += f" (shared with {', '.join(r.label for r in tied)})"
+    elif runner is not None and name != "trainable_params":
+        supported = gap_supported(getattr(winner, name), _sd(winner, name), getattr(runner, name), _sd(runner, name))
+        verdict = {True: "a gap the spread supports", False: "not separated by the spread",
+                   None: "one run each"}[supported]
+        text += f" (next: {runner.label}, {_value_text(runner, name)}: {verdict})"
+    return text
+
+
+def wins_markdown(result: CompareResult) -> str:
+    """A bullet per method: what it is best at among the methods, with numbers from the rows.
+
+    Accuracy is contested by every method; skill kept, CKA, parameters and
+    speed only by the methods that change the encoder (head only keeps it by
+    construction and gets its own line). Orthogonality is a shared win: every
+    method whose deviation is within the app's tolerance and whose energy
+    drift is inside the float32 rounding band is orthogonal up to rounding.
+    """
+    rows = [r for r in result.rows if math.isfinite(r.accuracy)]
+    if not rows:
+        return ""
+    adapters = [r for r in rows if _changes_encoder(r)]
+    lora = next((r for r in adapters if r.key == "lora" or (r.method == "lora" and r.key not in COMPARE_METHODS)), None)
+    wins: dict[str, list[str]] = {r.key: [] for r in rows}
+    for name, what, higher in _CONTESTS:
+        pool = [r for r in (rows if name == "accuracy" else adapters) if math.isfinite(getattr(r, name))]
+        if len(pool) < 2:
+            continue
+        ranked = sorted(pool, key=lambda r: getattr(r, name), reverse=higher)
+        best = getattr(ranked[0], name)
+        for winner in [r for r in ranked if getattr(r, name) == best]:
+            others = [winner] + [r for r in ranked if r is not winner]
+            wins[winner.key].append(_win_clause(name, what, winner, others, lora))
+    exact = [r for r in adapters if r.orth_dev_kind != ORTH_LEAST_SQUARES and math.isfinite(r.orth_dev)
+             and r.orth_dev <= ORTH_TOLERANCE and math.isfinite(r.he_drift) and abs(r.he_drift) <= ENERGY_ROUNDING]
+    for row in exact:
+        wins[row.key].append(f"orthogonal up to rounding (deviation {row.orth_dev:.1e})")
+    multi = len(result.seeds) > 1 or any(_n_seeds(r) > 1 for r in rows)
+    head = ("**What each method wins** (best mean; the gap to the next judged by the rule above)"
+            if multi else "**What each method wins in this run** (one seed: a gap below the seed noise ranks "
+                          "nothing)")
+    if exact:
+        head += (f"; orthogonal up to rounding: deviation ≤ {ORTH_TOLERANCE:g} and energy drift inside the "
+                 "float32 rounding band")
+    head += ":"
+    bullets = [f"- **{r.label}**: " + "; ".join(wins[r.key]) + "." for r in rows if wins[r.key] and _changes_encoder(r)]
+    for r in rows:
+        if not _changes_encoder(r):
+            extra = "; ".join(wins[r.key])
+            bullets.append(f"- **{r.label}** leaves the encoder untouched, so it keeps all of the base's skill and "
+                           f"its representation by construction, with {_count(r.trainable_params)} trainable "
+                           f"parameters and {_value_text(r, 'accuracy')} accuracy" + (f" ({extra})" if extra else "")
+                           + ".")
+    losers = [r.label for r in rows if not wins[r.key] and _changes_encoder(r)]
+    if losers:
+        bullets.append(f"- First on none of these: {', '.join(losers)}.")
+    return head + "\n" + "\n".join(bullets)
+
+
+def _orthogonality_note(rows: list) -> str:
+    """Why a qGOFT row's deviation can exceed LoRA's (said only where the rows show it)."""
+    lora = next((r for r in rows if r.key == "lora" and math.isfinite(r.orth_dev)), None)
+    if lora is None:
+        return ""
+    higher = [r for r in rows if r.method == "qgoft" and math.isfinite(r.orth_dev) and r.orth_dev > lora.orth_dev]
+    if not higher:
+        return ""
+
+    def dev(row: Any) -> str:
+        sd = _sd(row, "orth_dev")
+        return f"{row.orth_dev:.2g}" + (f" ± {sd:.1g}" if _n_seeds(row) > 1 and math.isfinite(sd) else "")
+
+    supported = [gap_supported(r.orth_dev, _sd(r, "orth_dev"), lora.orth_dev, _sd(lora, "orth_dev")) for r in higher]
+    verdict = (" (gaps the spread supports)" if all(supported) else "") if None not in supported else ""
+    names = " and ".join(f"{r.label}'s ({dev(r)})" for r in higher)
+    return (f"**Less orthogonal than LoRA by this measure:** {names} orthogonality deviation is larger than "
+            f"LoRA's ({dev(lora)}){verdict}. qGOFT's penalty only keeps each block's two columns perpendicular; "
+            "their lengths are free and compound through the levels of the tree, so its input operator scales "
+            "the inputs unevenly, and the deviation counts that scale (a larger λ does not shrink it). LoRA's "
+            "number is its least-squares input operator's, on the layers where that is well determined (the "
+            "MLP up-projections), where its small low-rank update stays close to the identity.")
 
 
 def describe(result: CompareResult) -> str:
-    """One line (Markdown): what the comparison is (task, seed, budget, when and where it was made)."""
+    """One line (Markdown): what the comparison is (task, seeds, budget, when and where it was made)."""
     meta = result.meta
     made = meta.get("created", "")
     where = meta.get("device", "")
-    parts = [f"task **{result.task}**", f"seed {result.seed}", f"{result.steps} steps per method",
+    seeds = (f"seeds {_seed_list(result)} (mean ± sd)" if len(result.seeds) > 1 else f"seed {result.seed}")
+    parts = [f"task **{result.task}**", seeds, f"{result.steps} steps per method",
              f"batch {meta.get('batch_size', '?')}", f"model `{result.model}`"]
     if made:
         parts.append(f"made {made[:10]}")

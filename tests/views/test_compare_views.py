@@ -1,0 +1,158 @@
+"""The Compare tab's views of a multi-seed comparison: mean ± sd cells and error bars, a summary
+that states its rule and names the gaps the spread supports and those it does not, what each
+method wins in the rows' own numbers, why qGOFT can be less orthogonal than LoRA, and a
+description that names the seeds. Constructed rows; no training."""
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qgoft_core.explore.compare import (COMPARE_METHODS, ORTH_LEAST_SQUARES, ORTH_ROTATION, ORTH_UNTOUCHED,
+                                        CompareResult, CompareRow)
+from qgoft_core.viz import compare_views as CV
+
+SPREADS = ("accuracy", "cka", "retention_kept", "orth_dev", "he_drift", "sec_per_step", "retention_tuned")
+
+
+def _row(key: str, accuracy: float, *, sd: float = 0.01, n: int = 3, kept: float = 0.97, cka: float = 0.5,
+         params: int = 100_000, orth: float = 1e-2, kind: str = ORTH_ROTATION, drift: float = 1e-5,
+         spreads: dict | None = None) -> CompareRow:
+    """A row of `n` seeds; every sd is `sd` unless `spreads` names another (NaN for one seed)."""
+    spec = COMPARE_METHODS[key]
+    row = CompareRow(key=key, label=spec.label, method=spec.method, trainable_params=params, accuracy=accuracy,
+                     retention_kept=kept, cka=cka, orth_dev=orth, orth_dev_kind=kind, he_drift=drift,
+                     sec_per_step=0.3, retention_base=0.9, retention_tuned=0.9 * kept, lr=spec.lr, steps=60,
+                     n_seeds=n)
+    for name in SPREADS:
+        setattr(row, f"{name}_sd", (spreads or {}).get(name, sd) if n > 1 else math.nan)
+    return row
+
+
+def _result(rows, seeds=(0, 1, 2)) -> CompareResult:
+    return CompareResult(task="sentiment", seed=seeds[0], steps=60, model="m", rows=rows, seeds=list(seeds),
+                         meta={"batch_size": 16, "created": "2026-12-02T10:00:00+00:00"})
+
+
+def _rows():
+    return [_row("goft", 0.904, sd=0.002, kept=0.994, cka=0.694, params=21_470, orth=6.6e-8, drift=7e-11),
+            _row("qgoft", 0.917, sd=0.004, kept=0.986, cka=0.565, params=83_570, orth=0.164, drift=7e-5),
+            _row("lora", 0.912, sd=0.006, kept=0.955, cka=0.295, params=332_546, orth=0.032,
+                 kind=ORTH_LEAST_SQUARES, drift=7e-6),
+            _row("boft", 0.954, sd=0.008, kept=0.968, cka=0.419, params=104_450, orth=1.2e-7, drift=7e-11),
+            _row("oft_neumann", 0.946, sd=0.01, kept=0.914, cka=0.293, params=322_178, orth=4e-4, drift=7e-8),
+            _row("head", 0.817, sd=0.01, kept=1.0, cka=1.0, params=770, orth=0.0, kind=ORTH_UNTOUCHED, drift=0.0,
+                 spreads={"retention_kept": 0.0, "cka": 0.0})]
+
+
+def test_cells_read_mean_and_sd_with_several_seeds():
+    headers, body = CV.table_rows(_result(_rows()))
+    goft = dict(zip(headers, body[0]))
+    assert goft["accuracy (%)"] == "90.4 ± 0.2"
+    assert goft["CKA to base"] == "0.6940 ± 0.0020"
+    assert goft["skill kept (%)"] == "99.4 ± 0.2"
+    assert "mean ± sd of 3 seeds" in goft["note"]
+    one = [_row("goft", 0.904, n=1, kept=0.994)]
+    single = dict(zip(headers, CV.table_rows(_result(one, seeds=(0,)))[1][0]))
+    assert single["accuracy (%)"] == "90.4" and single["skill kept (%)"] == "99.4" and "±" not in single["note"]
+
+
+def test_bars_carry_one_sd_error_bars():
+    rows = _rows()
+    figures = CV.compare_bar_figures(_result(rows))
+    for name, scale in (("accuracy", 100), ("cka", 1), ("retention_kept", 100)):
+        bar = figures[name].data[0]
+        assert bar.error_y.visible
+        assert list(bar.error_y.array) == pytest.approx([scale * r.sd(name) for r in rows])
+        top = max(v + e for v, e in zip(bar.y, bar.error_y.array))
+        assert figures[name].layout.yaxis.range[1] >= top  # the error bars fit
+    assert figures["he_drift"].data[0].error_y.array is None  # log bars: no symmetric error bars
+    single = CV.compare_bar_figures(_result([_row("goft", 0.9, n=1), _row("lora", 0.91, n=1)], seeds=(0,)))
+    assert single["accuracy"].data[0].error_y.array is None
+
+
+def test_summary_states_its_rule_and_which_gaps_it_supports():
+    text = CV.summary_markdown(_result(_rows()))
+    assert "mean ± sd over seeds 0, 1, 2" in text
+    assert CV.SPREAD_RULE in text
+    assert "Highest mean accuracy: **BOFT** (95.4 ± 0.8%)" in text
+    supported = text.split("Its lead is supported over ")[1].split(".\n")[0].split("Within the spread")[0]
+    within = text.split("Within the spread of it (not separated by these seeds): ")[1].split("\n")[0]
+    # BOFT 95.4 ± 0.8 vs OFT (Neumann) 94.6 ± 1.0: 0.8 < 1.8, not separated; vs LoRA 91.2 ± 0.6: 4.2 > 1.4.
+    assert "OFT (Neumann) (94.6 ± 1.0%)" in within and "OFT (Neumann)" not in supported
+    for label in ("GOFT (90.4 ± 0.2%)", "qGOFT (91.7 ± 0.4%)", "LoRA (91.2 ± 0.6%)", "Head only (81.7 ± 1.0%)"):
+        assert label in supported
+
+
+@settings(max_examples=40, deadline=None)
+@given(a=st.floats(0.5, 1), b=st.floats(0.5, 1), sd_a=st.floats(0, 0.05), sd_b=st.floats(0, 0.05))
+def test_a_gap_is_supported_exactly_when_the_rule_says(a, b, sd_a, sd_b):
+    rows = [_row("boft", a, sd=sd_a), _row("lora", b, sd=sd_b)]
+    text = CV.summary_markdown(_result(rows))
+    supported = abs(a - b) > sd_a + sd_b
+    assert CV.gap_supported(a, sd_a, b, sd_b) is supported
+    assert ("Its lead is supported over" in text) is supported
+    assert ("Within the spread of it" in text) is (not supported)
+    assert CV.gap_supported(a, math.nan, b, sd_b) is None  # one run: no spread to judge
+
+
+def test_what_each_method_wins_is_said_with_the_rows_numbers():
+    text = CV.wins_markdown(_result(_rows()))
+    goft = next(line for line in text.splitlines() if line.startswith("- **GOFT**"))
+    assert ("most of the base's skill kept, 99.4 ± 0.2% with 21K trainable parameters, against LoRA's "
+            "95.5 ± 0.6% with 333K") in goft
+    assert "(next: qGOFT, 98.6 ± 0.4%: a gap the spread supports)" in goft
+    assert "fewest trainable parameters, 21K, against LoRA's 333K" in goft
+    assert "orthogonal up to rounding (deviation 6.6e-08)" in goft
+    boft = next(line for line in text.splitlines() if line.startswith("- **BOFT**"))
+    assert "highest accuracy, 95.4 ± 0.8%" in boft and "not separated by the spread" in boft
+    assert "orthogonal up to rounding" in boft
+    assert "- **Head only** leaves the encoder untouched" in text and "770 trainable parameters" in text
+    assert "First on none of these: qGOFT, LoRA, OFT (Neumann)." in text
+    # The numbers come from the rows: change them and the sentence follows.
+    rows = _rows()
+    rows[2].retention_kept, rows[2].trainable_params = 0.999, 5_000
+    text = CV.wins_markdown(_result(rows))
+    lora = next(line for line in text.splitlines() if line.startswith("- **LoRA**"))
+    assert "most of the base's skill kept, 99.9 ± 0.6% with 5,000 trainable parameters" in lora
+    assert "fewest trainable parameters, 5,000" in lora
+
+
+def test_qgoft_less_orthogonal_than_lora_is_explained_only_where_it_is_so():
+    text = CV.summary_markdown(_result(_rows()))
+    note = text.split("**Less orthogonal than LoRA by this measure:**")[1].split("\n\n")[0]
+    assert "qGOFT's (0.16 ± 0.004) orthogonality deviation is larger than LoRA's (0.032 ± 0.006)" in note
+    assert "gaps the spread supports" in note
+    for idea in ("perpendicular", "lengths are free", "compound through the levels", "scales the inputs",
+                 "least-squares input operator"):
+        assert idea in note
+    rows = _rows()
+    rows[1].orth_dev = 0.01  # now below LoRA's
+    assert "Less orthogonal than LoRA" not in CV.summary_markdown(_result(rows))
+
+
+def test_skill_kept_above_100_is_explained_with_its_spread():
+    rows = _rows()
+    rows[3].retention_kept = 1.004
+    text = CV.summary_markdown(_result(rows))
+    assert "Skill kept above 100% (BOFT 100.4 ± 0.8%)" in text and "noise around the base" in text
+    assert "Head only 100.0" not in text  # exactly the base: not "above"
+
+
+def test_describe_names_the_seeds():
+    assert "seeds 0, 1, 2 (mean ± sd)" in CV.describe(_result(_rows()))
+    assert "seed 4," in CV.describe(_result([_row("goft", 0.9, n=1)], seeds=(4,)))
+
+
+def test_kept_figure_shows_the_spread_of_each_point():
+    result = _result(_rows()[:2])
+    result.curves = {"goft": {"step": [0, 60], "accuracy": [0.5, 0.9], "accuracy_sd": [0.0, 0.02],
+                              "kept": [1.0, 0.7], "kept_sd": [0.0, 0.01], "loss": [0.7, 0.2]},
+                     "qgoft": {"step": [0, 60], "accuracy": [0.5, 0.92], "accuracy_sd": [0.0, 0.01],
+                               "kept": [1.0, 0.6], "kept_sd": [0.0, 0.01], "loss": [0.7, 0.2]}}
+    fig = CV.kept_figure(result)
+    goft = next(t for t in fig.data if t.name == "GOFT")
+    assert list(goft.error_y.array) == pytest.approx([0.0, 2.0])
+    assert "mean over seeds 0, 1, 2" in fig.layout.title.text
