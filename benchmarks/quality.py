@@ -268,6 +268,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--keep-others", action="store_true",
                    help="keep the other methods already in --json (same protocol required): run a "
                         "method alone, e.g. one a previous run did not reach, and add it")
+    p.add_argument("--resume", action="store_true",
+                   help="go on from --json (same protocol): keep its complete methods and the grid points "
+                        "and seeds already run of an unfinished one; every run is saved as it ends")
+    p.add_argument("--merge", type=Path, nargs="+", metavar="FILE",
+                   help="merge result files of one protocol (methods run in separate processes) into "
+                        "--json, then stop")
     p.add_argument("--dry-run", type=int, default=0, metavar="STEPS",
                    help="time STEPS steps of each method, print the estimated total and stop")
     return p.parse_args(argv)
@@ -278,6 +284,11 @@ def main(argv=None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     args = parse_args(argv)
+    if args.merge:
+        merged = merge_files(args.json, args.merge)
+        print(f"merged {len(args.merge)} file(s) into {args.json}: "
+              + ", ".join(m["key"] + (" (unfinished)" if m.get("partial") else "") for m in merged))
+        return
     from qgoft_core.explore import compare as C
     from qgoft_core.explore.models import load_base
 
@@ -313,65 +324,137 @@ def main(argv=None) -> None:
         print(f"estimated total: {total / 60:.0f} min", flush=True)
         return
 
-    methods, base_retention = [], None
+    earlier = read_earlier(args, protocol_of(args, task, steps, seeds, multipliers, len(val_texts)))
+    methods = [m for m in earlier if m["key"] not in keys]
+    base_retention = None
     for key in keys:
-        grid, best = [], None
+        done = next((m for m in earlier if m["key"] == key), None)
+        if done is not None and not done.get("partial") and args.resume:
+            print(f"  {key:18s} already complete in {args.json}", flush=True)
+            methods.append(done)
+            continue
+        partial = done if args.resume and done is not None else {"key": key, "partial": True, "grid": [], "runs": []}
+        methods.append(partial)
+
+        def save() -> list[dict]:  # after every run: an interrupted benchmark resumes from here (--resume)
+            return _write(args, methods, steps, seeds, multipliers, started, len(val_texts), task)
+
+        best_run = None
         for factor in multipliers:
             lr = GRID_CENTER[key] * factor
+            if any(math.isclose(g["lr"], lr, rel_tol=1e-9) for g in partial["grid"]):
+                continue
             run, diverged = train(key, lr, seeds[0], steps, args, task, base)
             accuracy = 0.0 if diverged else accuracy_on(run, val_texts, val_labels)
-            grid.append({"lr": lr, "val_accuracy": accuracy, "diverged": diverged})
+            partial["grid"].append({"lr": lr, "val_accuracy": accuracy, "diverged": diverged})
             print(f"  {key:18s} lr {lr:.2e}  val {100 * accuracy:.2f}%{'  (diverged)' if diverged else ''}",
                   flush=True)
-            if best is None or accuracy > best[0]:
-                best = (accuracy, lr, run, diverged)
-        _, lr, run, diverged = best
-        runs = []
+            if lr == pick_rate(partial["grid"]):
+                best_run = (run, diverged)  # the first seed's run at the chosen rate: measured below
+            del run
+            save()
+        lr = pick_rate(partial["grid"])
+        partial["lr"] = lr
         for seed in seeds:
-            if seed != seeds[0]:
+            if any(r["seed"] == seed for r in partial["runs"]):
+                continue
+            if seed == seeds[0] and best_run is not None:
+                run, diverged = best_run
+                best_run = None
+            else:
                 run, diverged = train(key, lr, seed, steps, args, task, base)
             row = measure(key, run, diverged, base_retention)
             base_retention = row["retention_base"]
             row["seed"] = seed
-            runs.append(row)
+            partial["runs"].append(row)
             print(f"  {key:18s} seed {seed}: test {100 * row['accuracy']:.2f}%  kept "
                   f"{100 * row['retention_kept']:.1f}%  cka {row['cka']:.4f}  {row['sec_per_step']:.3f} s/step",
                   flush=True)
             del run
-        methods.append(summarize(key, runs, grid, lr))
-        # partial results survive
-        written = _write(args, methods, steps, seeds, multipliers, started, len(val_texts), task)
-    print("\n" + markdown_table(written) + "\n")
-    print(verdict(written))
+            save()
+        partial["runs"].sort(key=lambda r: seeds.index(r["seed"]))
+        methods[methods.index(partial)] = summarize(key, partial["runs"], partial["grid"], lr)
+        written = save()
+    complete = [m for m in written if not m.get("partial")]
+    print("\n" + markdown_table(complete) + "\n")
+    print(verdict(complete))
     print(f"\n# {(time.monotonic() - started) / 60:.1f} min; wrote {args.json}")
 
 
-def _write(args, methods, steps, seeds, multipliers, started, n_val, task) -> list[dict]:
-    """Write the results so far (with --keep-others, merged into the file's); returns what was written."""
+def pick_rate(grid: list[dict]) -> float:
+    """The grid's pick: best validation accuracy, ties to the smaller rate (diverged runs score 0)."""
+    return min(grid, key=lambda g: (-g["val_accuracy"], g["lr"]))["lr"]
+
+
+def protocol_of(args, task, steps: int, seeds: list[int], multipliers: list[float], n_val: int) -> dict:
+    """What must match for results to be merged or resumed."""
     protocol = {"train_examples": len(task.train_texts), "epochs": args.epochs, "steps": steps,
                 "batch_size": args.batch_size, "max_length": args.max_length,
                 "grid_multipliers": multipliers, "val_examples": n_val, "seeds": seeds,
                 "test_examples": len(task.test_texts)}
+    return json.loads(json.dumps(protocol))
+
+
+def read_earlier(args, protocol: dict) -> list[dict]:
+    """The methods already in --json (with --keep-others or --resume; same protocol required)."""
+    if not (args.keep_others or args.resume) or not args.json.exists():
+        return []
+    earlier = json.loads(args.json.read_text(encoding="utf-8"))
+    if earlier.get("protocol") != protocol:
+        raise SystemExit(f"{args.json} was made with another protocol: {earlier.get('protocol')} "
+                         f"(this run: {protocol})")
+    return list(earlier["methods"])
+
+
+def merge_files(target: Path, sources: list[Path]) -> list[dict]:
+    """Merge result files of one protocol (methods run in separate processes) into `target`.
+
+    A method in several files: the complete entry wins over a partial one, a later file over an
+    earlier one. Returns the merged methods.
+    """
+    from qgoft_core.explore.compare import DEFAULT_METHODS
+    files = [json.loads(p.read_text(encoding="utf-8")) for p in sources]
+    if not files:
+        raise SystemExit("--merge: give the result files to merge")
+    protocol = files[0]["protocol"]
+    for path, data in zip(sources, files):
+        if data.get("protocol") != protocol:
+            raise SystemExit(f"--merge: {path} was made with another protocol: {data.get('protocol')} "
+                             f"(first file: {protocol})")
+    methods: dict[str, dict] = {}
+    for data in files:
+        for m in data["methods"]:
+            if m["key"] not in methods or methods[m["key"]].get("partial") or not m.get("partial"):
+                methods[m["key"]] = m
+    merged = sorted(methods.values(), key=lambda m: DEFAULT_METHODS.index(m["key"]))
+    commands = list(dict.fromkeys(c for d in files for c in (d.get("commands") or [d.get("command")]) if c))
+    complete = [m for m in merged if not m.get("partial")]
+    out = {**files[-1], "command": commands[-1], "commands": commands, "merged_from": [str(p) for p in sources],
+           "minutes": round(sum(d.get("minutes", 0) for d in files), 1), "methods": merged,
+           "markdown": markdown_table(complete), "verdict": verdict(complete) if complete else ""}
+    target.write_text(json.dumps(out, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    return merged
+
+
+def _write(args, methods, steps, seeds, multipliers, started, n_val, task) -> list[dict]:
+    """Write the results so far: `methods` holds the earlier file's other methods too (see main)."""
+    from qgoft_core.explore.compare import DEFAULT_METHODS
+    from qgoft_core.explore.history import json_safe
+    protocol = protocol_of(args, task, steps, seeds, multipliers, n_val)
     commands = [command()]
-    if args.keep_others and args.json.exists():
-        from qgoft_core.explore.compare import DEFAULT_METHODS
+    if (args.keep_others or args.resume) and args.json.exists():
         earlier = json.loads(args.json.read_text(encoding="utf-8"))
-        if earlier.get("protocol") != json.loads(json.dumps(protocol)):
-            raise SystemExit(f"--keep-others: {args.json} was made with another protocol: "
-                             f"{earlier.get('protocol')}")
-        ours = {m["key"] for m in methods}
-        methods = [m for m in earlier["methods"] if m["key"] not in ours] + list(methods)
-        methods.sort(key=lambda m: DEFAULT_METHODS.index(m["key"]))
         previous = earlier.get("commands") or [earlier.get("command")]
         commands = [c for c in previous if c and c != commands[0]] + commands
+    methods = sorted(methods, key=lambda m: DEFAULT_METHODS.index(m["key"]))
+    complete = [m for m in methods if not m.get("partial")]
     out = {"command": commands[-1], "commands": commands,
            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "versions": versions(), "data": "hub:rotten_tomatoes" if args.hub else str(args.data),
            "protocol": protocol,
            "minutes": round((time.monotonic() - started) / 60, 1), "methods": methods,
-           "markdown": markdown_table(methods), "verdict": verdict(methods)}
+           "markdown": markdown_table(complete), "verdict": verdict(complete) if complete else ""}
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    from qgoft_core.explore.history import json_safe
     args.json.write_text(json.dumps(json_safe(out), indent=1, allow_nan=False) + "\n", encoding="utf-8")
     return methods
 
