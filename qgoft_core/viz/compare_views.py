@@ -376,6 +376,14 @@ def _value_text(row: Any, name: str) -> str:
     return text + (" s" if name == "sec_per_step" else "")
 
 
+_VERDICTS = {True: "a gap the spread supports", False: "not separated by the spread", None: "one run each"}
+
+
+def _verdict(name: str, a: Any, b: Any) -> bool | None:
+    """SPREAD_RULE on column `name` of rows a and b."""
+    return gap_supported(getattr(a, name), _sd(a, name), getattr(b, name), _sd(b, name))
+
+
 def _win_clause(name: str, what: str, winner: Any, ranked: list, lora: Any) -> str:
     """"most of the base's skill kept, 99.4 ± 0.2% with 21K trainable parameters, against LoRA's …"."""
     text = f"{what}, {_value_text(winner, name)}"
@@ -385,15 +393,14 @@ def _win_clause(name: str, what: str, winner: Any, ranked: list, lora: Any) -> s
         text += f", against LoRA's {_value_text(lora, name)}"
         if name == "retention_kept":
             text += f" with {_count(lora.trainable_params)}"
+        if _verdict(name, winner, lora) is not None:  # one run each: said once, at "next"
+            text += f" ({_VERDICTS[_verdict(name, winner, lora)]})"
     tied = [r for r in ranked[1:] if getattr(r, name) == getattr(winner, name)]
     runner = next((r for r in ranked[1:] if r not in tied), None)
     if tied:
         text += f" (shared with {', '.join(r.label for r in tied)})"
     elif runner is not None and name != "trainable_params":
-        supported = gap_supported(getattr(winner, name), _sd(winner, name), getattr(runner, name), _sd(runner, name))
-        verdict = {True: "a gap the spread supports", False: "not separated by the spread",
-                   None: "one run each"}[supported]
-        text += f" (next: {runner.label}, {_value_text(runner, name)}: {verdict})"
+        text += f" (next: {runner.label}, {_value_text(runner, name)}: {_VERDICTS[_verdict(name, winner, runner)]})"
     return text
 
 
@@ -463,7 +470,8 @@ def _orthogonality_note(rows: list) -> str:
     supported = [gap_supported(r.orth_dev, _sd(r, "orth_dev"), lora.orth_dev, _sd(lora, "orth_dev")) for r in higher]
     verdict = (" (gaps the spread supports)" if all(supported) else "") if None not in supported else ""
     names = " and ".join(f"{r.label}'s ({dev(r)})" for r in higher)
-    return (f"**Less orthogonal than LoRA by this measure:** {names} orthogonality deviation is larger than "
+    deviation = "orthogonality deviations are" if len(higher) > 1 else "orthogonality deviation is"
+    return (f"**Less orthogonal than LoRA by this measure:** {names} {deviation} larger than "
             f"LoRA's ({dev(lora)}){verdict}. qGOFT's penalty only keeps each block's two columns perpendicular; "
             "their lengths are free and compound through the levels of the tree, so its input operator scales "
             "the inputs unevenly, and the deviation counts that scale (a larger λ does not shrink it). LoRA's "

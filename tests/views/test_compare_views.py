@@ -102,7 +102,7 @@ def test_what_each_method_wins_is_said_with_the_rows_numbers():
     text = CV.wins_markdown(_result(_rows()))
     goft = next(line for line in text.splitlines() if line.startswith("- **GOFT**"))
     assert ("most of the base's skill kept, 99.4 ± 0.2% with 21K trainable parameters, against LoRA's "
-            "95.5 ± 0.6% with 333K") in goft
+            "95.5 ± 0.6% with 333K (a gap the spread supports)") in goft
     assert "(next: qGOFT, 98.6 ± 0.4%: a gap the spread supports)" in goft
     assert "fewest trainable parameters, 21K, against LoRA's 333K" in goft
     assert "orthogonal up to rounding (deviation 6.6e-08)" in goft
@@ -124,6 +124,8 @@ def test_qgoft_less_orthogonal_than_lora_is_explained_only_where_it_is_so():
     text = CV.summary_markdown(_result(_rows()))
     note = text.split("**Less orthogonal than LoRA by this measure:**")[1].split("\n\n")[0]
     assert "qGOFT's (0.16 ± 0.004) orthogonality deviation is larger than LoRA's (0.032 ± 0.006)" in note
+    rows = _rows() + [_row("qgoft_big_lambda", 0.91, orth=0.17)]
+    assert "orthogonality deviations are larger" in CV.summary_markdown(_result(rows))
     assert "gaps the spread supports" in note
     for idea in ("perpendicular", "lengths are free", "compound through the levels", "scales the inputs",
                  "least-squares input operator"):
