@@ -192,7 +192,10 @@ def compare_bar_figures(result: CompareResult) -> dict[str, go.Figure]:
                 # Error bars: ± one sample sd over the seeds (a single run has none).
                 bar.error_y = dict(type="data", array=[sd if math.isfinite(sd) else 0 for sd in sds],
                                    visible=True, color="#444", thickness=1.2, width=4)
-                bar.textposition = "inside"  # above the bar the label would sit on the error bar
+                # The value at the foot of the bar, level: above it the label would sit on the error bar.
+                digits = 2 if name == "cka" else 1
+                bar.text = [f"{v:.{digits}f}" if v is not None and math.isfinite(v) else "n/a" for v in bar.y]
+                bar.update(textposition="inside", insidetextanchor="start", textangle=0)
                 tops = [v + (sd if math.isfinite(sd) else 0) for v, sd in zip(bar.y, sds)
                         if v is not None and math.isfinite(v)]
                 if tops:
