@@ -44,3 +44,41 @@ def test_compare_tab_loads_a_precomputed_comparison():
         assert page.locator("#compare-export-csv").is_enabled()
         page.locator("#compare-table").scroll_into_view_if_needed()
         screenshot(page, "compare_tab_topic", full_page=True)
+
+
+def test_compare_precomputed_summary_shows_mean_and_sd_over_three_seeds():
+    """Issue 13, item 8: the shipped comparison is the mean ± sd of >= 3 seeds, and the page says
+    which gaps the spread supports, what each method wins, and why Train's numbers differ."""
+    import re
+
+    expected = load_precomputed("sentiment")
+    assert len(expected.seeds) >= 3, f"the shipped comparison has seeds {expected.seeds}"
+    demo, _ = build_test_app()
+    with launched(demo) as url, browser_page() as page:
+        wait_for_app(page, url)
+        page.get_by_role("tab", name="Compare").click()
+        summary = page.locator("#compare-summary")
+        text = wait_until(lambda: (t := summary.inner_text()) and "mean ± sd" in t and t, 30, message="the summary")
+        seeds = re.search(r"mean ± sd over seeds ([\d, ]+)", text)
+        assert seeds and len(seeds.group(1).split(",")) >= 3, text
+        assert "larger than the two methods' sds added together" in text  # the rule, stated
+        assert "Within the spread" in text or "supported over" in text
+        assert "What each method wins" in text and "trainable parameters" in text
+        best = max(expected.rows, key=lambda r: r.accuracy)
+        assert f"Highest mean accuracy: {best.label} ({100 * best.accuracy:.1f} ± {100 * best.accuracy_sd:.1f}%)" \
+            in text
+        rows = wait_until(lambda: (r := _table_rows(page)) and len(r) >= len(expected.rows) and r, 30,
+                          message="the table")
+        goft = next(r for r in rows if r.strip().startswith("GOFT"))
+        row = expected.row("goft")
+        assert f"{100 * row.accuracy:.1f} ± {100 * row.accuracy_sd:.1f}" in goft
+        assert f"{100 * row.retention_kept:.1f} ± {100 * row.retention_kept_sd:.1f}" in goft
+        assert f"mean ± sd of {row.n_seeds} seeds" in goft
+        assert "seeds" in page.locator("#compare-status").inner_text()
+        assert "Why Train and Lessons give other numbers" in page.locator("#compare-defaults-note").inner_text()
+        bars = plot_svg(page, "compare-bars-accuracy")
+        bars.wait_for(state="visible", timeout=30_000)
+        assert page.locator("#compare-bars-accuracy g.errorbar").count() >= len(expected.rows)  # drawn error bars
+        summary.scroll_into_view_if_needed()
+        screenshot(page, "compare_summary_seeds", selector="#compare-summary")
+        screenshot(page, "compare_tab_seeds", full_page=True)
