@@ -7,7 +7,8 @@ of another version opens with the defaults. Whatever was changed is listed in
 notices the page shows, so a visitor knows the link was not taken as it was.
 
 ``hide`` is teacher mode: the named controls are not shown to whoever opens the
-link, and keep the values the link gives them.
+link, and keep the values the link gives them; the student's page lists those
+values read-only and leaves out the hints that need them (``ui.train.teacher``).
 
 Pure Python (no Gradio): the Train tab turns a :class:`LinkState` into
 component updates.

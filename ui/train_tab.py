@@ -30,7 +30,7 @@ def build_train_tab(ctx: AppContext) -> None:
     # -- events ------------------------------------------------------------------------------
     events.wire_transport(registry, settings, transport, views)
     events.wire_linked_views(registry, views)
-    events.wire_settings(registry, settings)
+    events.wire_settings(registry, settings, transport)
     events.wire_export(registry, export)
     events.wire_share(registry, max_steps, settings, sharing)
     if ctx.demo is not None:

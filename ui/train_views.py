@@ -9,7 +9,7 @@ loop that decides how often to draw (see ``train_session.Throttle``).
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import gradio as gr
 import numpy as np
@@ -19,15 +19,22 @@ from qgoft_core.explore.history import RunHistory, finite_or_none, round_float
 from qgoft_core.explore.registry import has_penalty, method_label, method_spec
 from qgoft_core.viz import figures as F
 
+from qgoft_core.viz.training_charts import EarlierRun
 from ui.runs import ViewState
+from ui.train.earlier import table_markdown
+
+if TYPE_CHECKING:
+    from ui.train.earlier import RunShelf
 
 # Element ids of the views (the Learn tab's tour and the tests address the same ids).
 STATUS, INFO = "status", "run-info"
 LOSS_PLOT = "loss-plot"
 HEATMAP, HIST, NORM, ORTH, ENERGY = "angle-heatmap", "angle-hist", "norm-plot", "orth-plot", "energy-plot"
 TABLE, LAYER_SELECT, TIMELINE, SELECTED = "layer-table", "layer-select", "timeline", "selected-layer"
+EARLIER, FORGET = "runs-compared", "forget-runs-btn"  # the earlier runs kept for comparison (ui/train/earlier)
 SNAPSHOT_KEYS = (HEATMAP, HIST, NORM, ORTH, ENERGY, TABLE, LAYER_SELECT, TIMELINE, SELECTED)
-ALL_KEYS = (STATUS, INFO, LOSS_PLOT, *SNAPSHOT_KEYS)
+EARLIER_KEYS = (EARLIER, FORGET)
+ALL_KEYS = (STATUS, INFO, LOSS_PLOT, *SNAPSHOT_KEYS, *EARLIER_KEYS)
 CHARTS = (LOSS_PLOT, HEATMAP, HIST, NORM, ORTH, ENERGY)
 
 STATE_LABELS = {
@@ -106,12 +113,27 @@ def has_regulariser(method: str) -> bool:
     return has_penalty(method)
 
 
-def loss_view(run) -> Optional[PlotData]:
-    """Loss curves; the regulariser panel only for a method that has one."""
-    if run is None or (not run.history.steps and not run.history.evals):
+def loss_view(run, earlier: Sequence[EarlierRun] = ()) -> Optional[PlotData]:
+    """Loss curves, with the earlier runs kept for comparison; the regulariser panel only for a
+    method that has one. Earlier runs are drawn even before the current run has any data."""
+    has_data = run is not None and bool(run.history.steps or run.history.evals)
+    if not has_data and not earlier:
         return None
-    return plot_data(F.loss_curves(list(run.history.steps), list(run.history.evals),
-                                   regulariser=has_regulariser(run.config.method)))
+    steps = list(run.history.steps) if has_data else []
+    evals = list(run.history.evals) if has_data else []
+    regulariser = run is not None and has_regulariser(run.config.method)
+    return plot_data(F.loss_curves(steps, evals, regulariser=regulariser, earlier=list(earlier)))
+
+
+def earlier_views(run, shelf: Optional["RunShelf"]) -> dict[str, Any]:
+    """The table of this run beside the kept ones (and the button that forgets them), shown once a run is kept."""
+    kept = shelf.runs() if shelf is not None else []
+    text = table_markdown(run, shelf.number if shelf is not None else 1, kept)
+    return {EARLIER: gr.Markdown(value=text, visible=bool(kept)), FORGET: gr.Button(visible=bool(kept))}
+
+
+def curves_of(shelf: Optional["RunShelf"]) -> list[EarlierRun]:
+    return shelf.curves() if shelf is not None else []
 
 
 def snapshot_index(snapshots: list[dict], step: Optional[int]) -> int:
@@ -168,8 +190,9 @@ def empty_snapshot_views(message: str = "") -> dict[str, Any]:
     }
 
 
-def snapshot_views(run, view: ViewState) -> dict[str, Any]:
-    """Heatmap, detail views of the selected layer, layer table, layer list and timeline."""
+def snapshot_views(run, view: ViewState, earlier: Sequence[EarlierRun] = ()) -> dict[str, Any]:
+    """Heatmap, detail views of the selected layer, layer table, layer list and timeline; the
+    orthogonality and energy charts with a line for each earlier run (its median layer)."""
     snapshots = list(run.history.snapshots) if run is not None else []
     if not snapshots:
         return empty_snapshot_views()
@@ -202,9 +225,9 @@ def snapshot_views(run, view: ViewState) -> dict[str, Any]:
         HEATMAP: plot_data(heatmap),
         HIST: plot_data(hist),
         NORM: plot_data(norm),
-        ORTH: plot_data(F.orthogonality_over_steps(orth_steps, orth, highlight=layer)),
+        ORTH: plot_data(F.orthogonality_over_steps(orth_steps, orth, highlight=layer, earlier=list(earlier))),
         ENERGY: plot_data(F.energy_drift_over_steps(drift_steps, drift, highlight=layer,
-                                                    neurons=min_neurons(snap))),
+                                                    neurons=min_neurons(snap), earlier=list(earlier))),
         TABLE: table_update(snap),
         LAYER_SELECT: gr.Dropdown(choices=layer_choices(names), value=layer),
         TIMELINE: gr.Slider(minimum=0, maximum=max(1, latest), value=snap["step"]),
@@ -219,8 +242,18 @@ def timeline_only(run) -> dict[str, Any]:
     return {TIMELINE: gr.Slider(maximum=max(1, latest))}
 
 
-def all_views(run, view: ViewState, state: str, message: str = "", run_id: str = "") -> dict[str, Any]:
-    values = {STATUS: status_markdown(run, state, message), INFO: run_info(run, state, message, run_id),
-              LOSS_PLOT: loss_view(run)}
-    values.update(snapshot_views(run, view))
+def comparison_views(run, view: ViewState, shelf: Optional["RunShelf"]) -> dict[str, Any]:
+    """Everything that draws the earlier runs: the loss chart, the snapshot views and the table."""
+    earlier = curves_of(shelf)
+    values = {LOSS_PLOT: loss_view(run, earlier)}
+    values.update(snapshot_views(run, view, earlier))
+    values.update(earlier_views(run, shelf))
+    return values
+
+
+def all_views(run, view: ViewState, state: str, message: str = "", run_id: str = "",
+              shelf: Optional["RunShelf"] = None) -> dict[str, Any]:
+    """Every view of the Train tab; `shelf`: the visitor's earlier runs, drawn beside this one."""
+    values = {STATUS: status_markdown(run, state, message), INFO: run_info(run, state, message, run_id)}
+    values.update(comparison_views(run, view, shelf))
     return values

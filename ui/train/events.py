@@ -19,10 +19,12 @@ from qgoft_core.viz import figures as F
 from ui import share
 from ui import train_views as V
 from ui.runs import RunRegistry
+from ui.train import earlier as E
 from ui.train import handlers as H
+from ui.train import teacher
 from ui.train.controls import UPLOADED, Controls
 from ui.train.panels import BUILTIN_TASK_CHOICES, ExportPanel, SettingsPanel, SharePanel, TransportPanel, ViewPanel
-from ui.train.session import apply_live_settings
+from ui.train.session import apply_live_settings, live_settings_apply
 from ui.train.stream import train_stream
 
 # Turns the query string the server returns into a full link on the page's own address.
@@ -31,6 +33,7 @@ QUICK = dict(show_progress="minimal", concurrency_limit=None)  # one-shot action
 VIEW_EVENT = dict(show_progress="hidden", concurrency_limit=8, concurrency_id="views",
                   api_visibility="undocumented")
 SETTING_EVENT = dict(show_progress="hidden", api_visibility="undocumented")
+PAUSE_SETTLES = 300.0  # s: the new-run notice after Pause waits at most this long for the last step
 
 
 def view_updates(views: ViewPanel, values: dict[str, Any]) -> dict:
@@ -43,18 +46,23 @@ def view_updates(views: ViewPanel, values: dict[str, Any]) -> dict:
 # -- transport -------------------------------------------------------------------------------------
 def wire_transport(registry: RunRegistry, settings: SettingsPanel, transport: TransportPanel,
                    views: ViewPanel) -> None:
-    """Train (streamed), Pause, Step +1, Reset and New seed; all but Step cancel a running Train."""
+    """Train (streamed), Pause, Step +1, Reset and New seed; all but Step cancel a running Train.
+
+    The new-run notice (what Train would do after a change of settings) goes when Train starts,
+    and is said again after each action, from the settings the page shows then."""
     def problem(exc: Exception) -> dict:
         return view_updates(views, {V.STATUS: f"⚠️ {exc}"})
 
     def train(model, task, method, scaling, layers, lam, lr, batch_size, steps, seed, request: gr.Request):
+        hide_notice = {transport.new_run: gr.Markdown(visible=False)}  # Train was pressed: it is not news
         try:
             chosen = Controls.from_inputs(model, task, method, scaling, layers, lam, lr, batch_size, steps, seed)
         except TrainingConfigError as exc:
-            yield problem(exc)
+            yield {**problem(exc), **hide_notice}
             return
         for values in train_stream(registry, request.session_hash, chosen):
-            yield view_updates(views, values)
+            yield {**view_updates(views, values), **hide_notice}
+            hide_notice = {}
 
     def pause(request: gr.Request):
         return view_updates(views, H.pause(registry, request.session_hash))
@@ -73,15 +81,45 @@ def wire_transport(registry: RunRegistry, settings: SettingsPanel, transport: Tr
         value, values = H.new_seed(registry, request.session_hash, seed_value)
         return {settings.seed: value, **view_updates(views, values)}
 
+    def refresh_notice(model, task, method, scaling, layers, lam, lr, batch_size, steps, seed,
+                       request: gr.Request):
+        return new_run_notice_update(registry, request.session_hash,
+                                     (model, task, method, scaling, layers, lam, lr, batch_size, steps, seed))
+
+    def notice_after_pause(model, task, method, scaling, layers, lam, lr, batch_size, steps, seed,
+                           request: gr.Request):
+        """Pause returns once the step in progress is done or after 30 s, whichever comes first;
+        on a slow server the run may still be finishing that step: say what Train does after it."""
+        visitor = registry.peek(request.session_hash)
+        if visitor is not None:
+            registry.wait_until_idle(visitor, timeout=PAUSE_SETTLES)
+        return refresh_notice(model, task, method, scaling, layers, lam, lr, batch_size, steps, seed, request)
+
     controls, outputs = settings.controls, views.outputs
     quick = dict(QUICK, show_progress_on=[views[V.STATUS]])
-    train_event = transport.train.click(train, controls, outputs, api_name="train", show_progress="hidden",
-                                        concurrency_limit=None, trigger_mode="once")
-    transport.pause.click(pause, None, outputs, cancels=[train_event], api_name="pause", **quick)
-    transport.step.click(step, controls, outputs, api_name="step", trigger_mode="once", **quick)
-    transport.reset.click(reset, None, outputs, cancels=[train_event], api_name="reset", **quick)
+    notice = dict(show_progress="hidden", concurrency_limit=None, api_visibility="private")
+    train_event = transport.train.click(train, controls, [*outputs, transport.new_run], api_name="train",
+                                        show_progress="hidden", concurrency_limit=None, trigger_mode="once")
+    train_event.then(refresh_notice, controls, [transport.new_run], **notice)
+    transport.pause.click(pause, None, outputs, cancels=[train_event], api_name="pause", **quick) \
+        .then(notice_after_pause, controls, [transport.new_run], **notice)
+    transport.step.click(step, controls, outputs, api_name="step", trigger_mode="once", **quick) \
+        .then(refresh_notice, controls, [transport.new_run], **notice)
+    transport.reset.click(reset, None, outputs, cancels=[train_event], api_name="reset", **quick) \
+        .then(refresh_notice, controls, [transport.new_run], **notice)
     transport.new_seed.click(next_seed, [settings.seed], [settings.seed, *outputs], cancels=[train_event],
-                             api_name="new_seed", **quick)
+                             api_name="new_seed", **quick) \
+        .then(refresh_notice, controls, [transport.new_run], **notice)
+
+
+def new_run_notice_update(registry: RunRegistry, session: Optional[str], values: tuple) -> Any:
+    """The new-run notice for the settings the page shows (unchanged while a number is half-typed)."""
+    try:
+        chosen = Controls.from_inputs(*values)
+    except TrainingConfigError:
+        return gr.skip()
+    text = H.new_run_notice(registry, session, chosen)
+    return gr.Markdown(value=text, visible=bool(text))
 
 
 # -- linked views ------------------------------------------------------------------------------------
@@ -89,7 +127,10 @@ def wire_linked_views(registry: RunRegistry, views: ViewPanel) -> None:
     """Layer (dropdown or table row), heatmap scale and timeline redraw the snapshot views."""
     def redraw(session: str) -> dict:
         visitor = registry.visitor(session)
-        return view_updates(views, V.snapshot_views(visitor.run, visitor.view))
+        return view_updates(views, V.snapshot_views(visitor.run, visitor.view, E.shelf(visitor).curves()))
+
+    def forget(request: gr.Request):
+        return view_updates(views, H.forget_earlier(registry, request.session_hash))
 
     def pick_layer(name, request: gr.Request):
         registry.visitor(request.session_hash).view.layer = name or None
@@ -122,22 +163,41 @@ def wire_linked_views(registry: RunRegistry, views: ViewPanel) -> None:
     views[V.TABLE].select(pick_row, None, outputs, **VIEW_EVENT)
     views.scale.input(pick_scale, [views.scale], outputs, **VIEW_EVENT)
     views[V.TIMELINE].release(scrub, [views[V.TIMELINE]], outputs, **VIEW_EVENT)
+    views[V.FORGET].click(forget, None, views.comparison_outputs, **VIEW_EVENT)
 
 
 # -- settings that follow each other, live settings, the data upload -----------------------------------
-def method_changed(value):
-    """A method brings its usual learning rate; scaling and λ apply only where the method has them."""
+def method_changed(value, lr_fixed: bool = False):
+    """A method brings its usual learning rate (not where a teacher's link fixed it); scaling and λ
+    apply only where the method has them."""
     rotation = value in METHOD_SPECS and method_spec(value).givens
-    return (gr.Number(value=METHOD_SPECS.get(value, METHOD_SPECS["qgoft"]).default_lr),
-            gr.Radio(interactive=rotation), gr.Number(interactive=value == "qgoft"))
+    lr = gr.Number() if lr_fixed else gr.Number(value=METHOD_SPECS.get(value, METHOD_SPECS["qgoft"]).default_lr)
+    return lr, gr.Radio(interactive=rotation), gr.Number(interactive=value == "qgoft")
 
 
-def wire_settings(registry: RunRegistry, settings: SettingsPanel) -> None:
-    def live_setting(lr_value, lam_value, request: gr.Request):
-        """Learning rate and λ act on the visitor's run at once, even while it trains."""
+def wire_settings(registry: RunRegistry, settings: SettingsPanel, transport: TransportPanel) -> None:
+    """Settings that follow each other, the live ones (lr, λ), the new-run notice, the data upload."""
+    def changed_method(value, request: gr.Request):
         visitor = registry.peek(request.session_hash)
-        if visitor is not None and visitor.run is not None:
-            apply_live_settings(visitor.run, lr_value, lam_value)
+        return method_changed(value, lr_fixed=visitor is not None and "lr" in visitor.hidden)
+
+    def live_setting(model, task, method, scaling, layers, lam, lr, batch_size, steps, seed,
+                     request: gr.Request):
+        """Learning rate and λ act on the visitor's run at once, even while it trains, as long as
+        the page's settings are that run's (after another method is chosen they are the next run's)."""
+        visitor = registry.peek(request.session_hash)
+        if visitor is None or visitor.run is None:
+            return
+        try:
+            chosen = Controls.from_inputs(model, task, method, scaling, layers, lam, lr, batch_size, steps, seed)
+        except TrainingConfigError:
+            return  # half-typed: the run keeps what it had
+        if live_settings_apply(visitor, chosen):
+            apply_live_settings(visitor.run, lr, lam)
+
+    def notice(model, task, method, scaling, layers, lam, lr, batch_size, steps, seed, request: gr.Request):
+        return new_run_notice_update(registry, request.session_hash,
+                                     (model, task, method, scaling, layers, lam, lr, batch_size, steps, seed))
 
     def uploaded(path, request: gr.Request):
         if not path:
@@ -148,10 +208,14 @@ def wire_settings(registry: RunRegistry, settings: SettingsPanel) -> None:
         label = registry.visitor(request.session_hash).uploaded_label
         return gr.Dropdown(choices=BUILTIN_TASK_CHOICES + [(label, UPLOADED)], value=UPLOADED), text
 
-    settings.method.input(method_changed, [settings.method], [settings.lr, settings.scaling, settings.lam],
+    settings.method.input(changed_method, [settings.method], [settings.lr, settings.scaling, settings.lam],
                           **SETTING_EVENT)
     for box in (settings.lr, settings.lam):
-        box.change(live_setting, [settings.lr, settings.lam], None, concurrency_limit=None, **SETTING_EVENT)
+        box.change(live_setting, settings.controls, None, concurrency_limit=None, **SETTING_EVENT)
+    # A setting that makes a new run says at once what Train will do (and what becomes of the current run).
+    for control in (settings.model, settings.task, settings.method, settings.scaling, settings.layers,
+                    settings.batch_size, settings.seed):
+        control.input(notice, settings.controls, [transport.new_run], concurrency_limit=None, **SETTING_EVENT)
     settings.upload.upload(uploaded, [settings.upload], [settings.task, settings.upload_status],
                            show_progress="minimal", api_visibility="undocumented")
 
@@ -192,7 +256,10 @@ def wire_share(registry: RunRegistry, max_steps: int, settings: SettingsPanel, p
 def wire_page_load(demo: Any, tabs: Optional[Any], registry: RunRegistry, max_steps: int,
                    settings: SettingsPanel, transport: TransportPanel, views: ViewPanel, export: ExportPanel,
                    sharing: SharePanel) -> None:
-    """Opening the page applies a shared link (settings, hidden controls, tab); closing it frees the run."""
+    """Opening the page applies a shared link (settings, hidden controls, tab); closing it frees the run.
+
+    Teacher mode (``ui.train.teacher``): the hidden controls keep the link's values, the page says
+    which settings are fixed (read-only), and hints that need a hidden control go with it."""
     s = settings
     hideable = {"model": [s.model], "task": [s.task], "upload": [s.upload_group], "method": [s.method],
                 "scaling": [s.scaling], "layers": [s.layers], "lam": [s.lam], "lr": [s.lr], "bs": [s.batch_size],
@@ -200,13 +267,15 @@ def wire_page_load(demo: Any, tabs: Optional[Any], registry: RunRegistry, max_st
 
     def open_link(request: gr.Request):
         link = share.parse_link(dict(request.query_params), max_steps, registry.allowed_models())
-        values, hidden = link.values, link.hidden
+        values, hidden = link.values, teacher.derived_hidden(link.hidden)
         visitor = registry.visitor(request.session_hash)
         visitor.hidden = frozenset(hidden)
         visitor.view.layer = values["layer"] or None
         visitor.view.scale = values["scale"]
         model_value = values["model"]
+        fixed = teacher.fixed_settings_markdown(values, hidden)
         out = {
+            s.fixed: gr.update(value=fixed, visible=bool(fixed)),
             s.model: gr.update(value=model_value,
                                choices=s.choices if any(v == model_value for _, v in s.choices)
                                else s.choices + [(model_value, model_value)]),
@@ -214,12 +283,16 @@ def wire_page_load(demo: Any, tabs: Optional[Any], registry: RunRegistry, max_st
             s.scaling: gr.update(value=values["scaling"], interactive=values["method"] in GIVENS_METHODS),
             s.layers: gr.update(value=values["layers"]),
             s.lam: gr.update(value=values["lam"], interactive=values["method"] == "qgoft"),
-            s.lr: gr.update(value=values["lr"]), s.batch_size: gr.update(value=values["bs"]),
+            s.lr: gr.update(value=values["lr"], info=teacher.lr_info(hidden)),
+            s.batch_size: gr.update(value=values["bs"]),
             s.steps: gr.update(value=values["steps"]), s.seed: gr.update(value=values["seed"]),
             views.scale: gr.update(value=values["scale"]),
-            sharing.hide_select: gr.update(value=sorted(hidden)),
+            sharing.hide_select: gr.update(value=sorted(link.hidden)),
             transport.link_notice: gr.update(value=link.notice_markdown, visible=bool(link.notices)),
+            transport.new_seed: gr.update(visible=teacher.shows_new_seed(hidden)),
         }
+        for key, note in views.notes.items():
+            out[note] = gr.update(value=teacher.chart_notes(key, hidden))
         for key, components in hideable.items():
             for component in components:
                 if key in hidden:  # keeps the value set above: a hidden control still holds the link's value
@@ -231,8 +304,8 @@ def wire_page_load(demo: Any, tabs: Optional[Any], registry: RunRegistry, max_st
     def leave(request: gr.Request) -> None:
         registry.release(request.session_hash)  # the tab closed: stop the run, free its memory
 
-    outputs = [*s.controls, views.scale, sharing.hide_select, transport.link_notice, s.upload_group,
-               export.box, sharing.box]
+    outputs = [*s.controls, s.fixed, views.scale, sharing.hide_select, transport.link_notice, transport.new_seed,
+               s.upload_group, export.box, sharing.box, *views.notes.values()]
     if tabs is not None:
         outputs.append(tabs)
     demo.load(open_link, None, outputs, show_progress="hidden", api_visibility="private")

@@ -1,4 +1,5 @@
-"""The Train tab's one-shot actions: Pause, Step +1, Reset, New seed; a data upload; an export.
+"""The Train tab's one-shot actions: Pause, Step +1, Reset, New seed; a data upload; an export;
+forgetting the earlier runs, and what pressing Train would do now (``new_run_notice``).
 
 Each takes the registry and the visitor's session (and what the page sent) and
 returns plain values: view dicts keyed by element id (``ui.train_views``), text
@@ -11,12 +12,14 @@ from typing import Any, Optional
 
 from qgoft_core.explore.data.user_files import DataFileError, load_text_file_with_report
 from qgoft_core.explore.models import ModelLoadError
+from qgoft_core.explore.registry import method_label
 from qgoft_core.explore.training import TrainingConfigError, TrainingDiverged
 
 from ui import exports
 from ui import train_views as V
 from ui.runs import ModelNotAllowed, RunRegistry, ServerBusy, Visitor
-from ui.train.controls import Controls
+from ui.train import earlier as E
+from ui.train.controls import UPLOADED, Controls, structure_key
 from ui.train.session import prepare_run
 from ui.train.stream import InContext, LESSONS_HINT, drop_run, failure_text, message_views, problem
 from ui.zerogpu import training_events
@@ -45,7 +48,7 @@ def pause(registry: RunRegistry, session: Optional[str]) -> dict[str, Any]:
     visitor = registry.visitor(session)
     _stop(registry, visitor)
     state = "paused" if visitor.run is not None and visitor.run.step_count else "ready"
-    return V.all_views(visitor.run, visitor.view, state, "", visitor.run_id)
+    return V.all_views(visitor.run, visitor.view, state, "", visitor.run_id, E.shelf(visitor))
 
 
 def step_once(registry: RunRegistry, session: Optional[str], controls: Controls) -> dict[str, Any]:
@@ -98,21 +101,25 @@ def step_once(registry: RunRegistry, session: Optional[str], controls: Controls)
         visitor.turn = None
     if outcome["state"] == "error" and visitor.run is None:
         return message_views(visitor, "error", outcome["message"])
-    return V.all_views(visitor.run, visitor.view, outcome["state"], outcome["message"], visitor.run_id)
+    return V.all_views(visitor.run, visitor.view, outcome["state"], outcome["message"], visitor.run_id,
+                       E.shelf(visitor))
 
 
 def reset(registry: RunRegistry, session: Optional[str]) -> dict[str, Any]:
-    """Back to step 0 with the same initialisation and data order (a new seed is a separate action)."""
+    """Back to step 0 with the same initialisation and data order (a new seed is a separate action).
+    The run so far is kept for comparison (``ui.train.earlier``)."""
     visitor = registry.visitor(session)
     if not _claim(registry, visitor):
         return message_views(visitor, "training", BUSY)
     try:
+        note = ""
         if visitor.run is not None:
+            note = E.kept_note(*E.shelf(visitor).keep(visitor.run))
             visitor.run.reset()
             visitor.run_seconds = 0.0
         visitor.view.snapshot_step = None
-        return V.all_views(visitor.run, visitor.view, "ready", "Reset to step 0 (same initialisation).",
-                           visitor.run_id)
+        message = "\n\n".join(m for m in ("Reset to step 0 (same initialisation).", note) if m)
+        return V.all_views(visitor.run, visitor.view, "ready", message, visitor.run_id, E.shelf(visitor))
     finally:
         registry.end(visitor)
 
@@ -127,15 +134,16 @@ def new_seed(registry: RunRegistry, session: Optional[str], seed: Any) -> tuple[
     if not _claim(registry, visitor):
         return seed, message_views(visitor, "training", BUSY)
     try:
-        run = visitor.run
+        run, note = visitor.run, ""
         if run is not None:
+            note = E.kept_note(*E.shelf(visitor).keep(run))
             run.new_seed(seed)
             visitor.run_seconds = 0.0
             if visitor.run_key is not None:
                 visitor.run_key = visitor.run_key[:-1] + (seed,)
         visitor.view.snapshot_step = None
-        return seed, V.all_views(run, visitor.view, "ready", f"New seed {seed}: a fresh initialisation.",
-                                 visitor.run_id)
+        message = "\n\n".join(m for m in (f"New seed {seed}: a fresh initialisation.", note) if m)
+        return seed, V.all_views(run, visitor.view, "ready", message, visitor.run_id, E.shelf(visitor))
     finally:
         registry.end(visitor)
 
@@ -184,3 +192,63 @@ def export(registry: RunRegistry, session: Optional[str]) -> tuple[str, Optional
     if done.notes:
         text += "\n\n" + "\n".join(f"- {n}" for n in done.notes)
     return text, done
+
+
+# -- earlier runs and the run that Train would start -----------------------------------------------
+def forget_earlier(registry: RunRegistry, session: Optional[str]) -> dict[str, Any]:
+    """Forget the visitor's earlier runs: the charts show the current run alone again."""
+    visitor = registry.visitor(session)
+    shelf = E.shelf(visitor)
+    shelf.clear()
+    return V.comparison_views(visitor.run, visitor.view, shelf)
+
+
+# The settings that make a new run when they change (``controls.structure_key``, in its order).
+STRUCTURE_NAMES = ("model", "task", "method", "scaling", "target layers", "batch size", "seed")
+
+
+def _setting_value(name: str, value: Any) -> str:
+    if name == "method":
+        return method_label(str(value), short=True)
+    if name == "task" and isinstance(value, tuple) and value and value[0] == UPLOADED:
+        return "your data"
+    return str(value)
+
+
+def changed_settings(old_key: tuple, new_key: tuple) -> list[str]:
+    """'method GOFT → qGOFT' for each setting that differs between two structure keys."""
+    return [f"{name} {_setting_value(name, old)} → {_setting_value(name, new)}"
+            for name, old, new in zip(STRUCTURE_NAMES, old_key, new_key) if old != new]
+
+
+def new_run_notice(registry: RunRegistry, session: Optional[str], controls: Controls) -> str:
+    """What pressing Train does now that the settings differ from the run's: a new run, the current
+    one kept for comparison; or, while the current run trains, that it goes on untouched.
+
+    "" when Train would continue the current run, or there is no trained run to keep.
+    """
+    visitor = registry.peek(session)
+    run = visitor.run if visitor is not None else None
+    if run is None or not run.step_count or visitor.run_key is None:
+        return ""
+    key = structure_key(controls, visitor)
+    if key == visitor.run_key:
+        return ""
+    changes = ", ".join(changed_settings(visitor.run_key, key))
+    shelf = E.shelf(visitor)
+    name = f"run {shelf.number} · {method_label(run.config.method, short=True)}"
+    kept = shelf.runs()
+    goes = (f" {kept[-1].name}, the oldest kept run, then goes (the last {E.KEEP} are kept)."
+            if len(kept) >= E.KEEP else "")
+    if visitor.busy or visitor.turn is not None:
+        live = [label for key_, label in (("lr", "learning-rate"), ("lam", "λ")) if key_ not in visitor.hidden]
+        untouched = f", nor do {' or '.join(live)} changes from now on" if live else ""
+        return (f"**Your {name} is still training, with its own settings**: this change ({changes}) does "
+                f"not touch it{untouched}. Press **Pause** (or let it finish), then **▶ Train** to start the new "
+                f"run from step 0; {name} is then kept for comparison (grey dotted lines in the charts, a row "
+                f"under the loss chart).{goes}")
+    accuracy = E.last_numbers(run)["accuracy"]
+    where = f"step {run.step_count}" + (f", held-out accuracy {100 * accuracy:.1f}%" if accuracy is not None else "")
+    return (f"**Pressing ▶ Train starts a new run** ({changes}) from step 0. Your current {name} ({where}) "
+            f"is kept for comparison: grey dotted lines in the loss, orthogonality and energy charts, and a row "
+            f"in the table under the loss chart.{goes}")

@@ -11,13 +11,13 @@ from typing import Any
 
 import gradio as gr
 
-from demos.learn_texts import CHART_NOTES
 from qgoft_core.explore.models import DEFAULT_MODEL_ID
 from qgoft_core.explore.registry import METHOD_SPECS
 from qgoft_core.viz import figures as F
 
 from ui import train_views as V
 from ui.runs import RunRegistry
+from ui.train import teacher
 
 # Hub models offered besides the default where any model may be loaded (they need a network).
 MODEL_SUGGESTIONS = ("prajjwal1/bert-tiny", "google/bert_uncased_L-2_H-128_A-2", "distilbert-base-uncased")
@@ -44,27 +44,25 @@ def model_choices(registry: RunRegistry) -> tuple[list[tuple[str, str]], bool]:
     return default + [(f"{m} (needs a network)", m) for m in MODEL_SUGGESTIONS], True
 
 
-def notes_markdown(key: str) -> str:
-    note = CHART_NOTES.get(key)
-    if not note:
-        return ""
-    return (f"**What you see.** {note['see']}\n\n**What to notice.** {note['notice']}\n\n"
-            f"**Try this.** {note['try']}")
+def notes_markdown(key: str, hidden: frozenset = frozenset()) -> str:
+    """A chart's notes (without a "Try this" that needs a control a teacher's link hid)."""
+    return teacher.chart_notes(key, hidden)
 
 
-def chart(key: str) -> gr.Plot:
-    """A chart with its explanation beside it."""
+def chart(key: str) -> tuple[gr.Plot, gr.Markdown]:
+    """A chart with its explanation beside it: (the chart, its notes)."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=4, min_width=420):
             plot = gr.Plot(label=CHART_TITLES[key], elem_id=key)
         with gr.Column(scale=1, min_width=220, elem_classes=["chart-notes"]):
-            gr.Markdown(notes_markdown(key), elem_id=f"{key}-notes")
-    return plot
+            notes = gr.Markdown(notes_markdown(key), elem_id=f"{key}-notes")
+    return plot, notes
 
 
 # -- settings --------------------------------------------------------------------------------------
 @dataclass
 class SettingsPanel:
+    fixed: gr.Markdown  # teacher mode: the settings the link fixed, read-only
     model: gr.Dropdown
     task: gr.Dropdown
     upload_group: gr.Group
@@ -92,6 +90,7 @@ def settings_panel(registry: RunRegistry, max_steps: int) -> SettingsPanel:
     choices, free_text = model_choices(registry)
     with gr.Column(scale=1, min_width=300, elem_id="train-controls"):
         gr.Markdown("### Settings")
+        fixed = gr.Markdown(visible=False, elem_id="teacher-fixed")
         model = gr.Dropdown(choices=choices, value=DEFAULT_MODEL_ID, allow_custom_value=free_text,
                             label="Model", elem_id="model",
                             info="The frozen pretrained model. The default ships with the app and works "
@@ -119,9 +118,7 @@ def settings_panel(registry: RunRegistry, max_steps: int) -> SettingsPanel:
                              "perpendicular; their lengths stay free, so it keeps neither the operator orthogonal "
                              "nor the energy fixed. Acts at once, even while training.")
         lr = gr.Number(value=METHOD_SPECS["qgoft"].default_lr, minimum=1e-6, maximum=1.0, step=0.0005,
-                       label="Learning rate", elem_id="lr",
-                       info="AdamW step size (warm-up over the first 5 steps); acts at once, "
-                            "even while training. Changing the method sets its usual value.")
+                       label="Learning rate", elem_id="lr", info=teacher.lr_info(()))
         batch_size = gr.Slider(1, 128, value=16, step=1, label="Batch size", elem_id="bs",
                                info="Training sentences per optimiser step.")
         steps = gr.Number(value=min(60, max_steps), minimum=1, maximum=max_steps,
@@ -129,7 +126,7 @@ def settings_panel(registry: RunRegistry, max_steps: int) -> SettingsPanel:
                           info=f"Optimiser steps to train to (this server allows up to {max_steps}).")
         seed = gr.Number(value=0, minimum=0, precision=0, label="Seed", elem_id="seed",
                          info="Head initialisation and data order. Reset keeps it; New seed changes it.")
-    return SettingsPanel(model, task, upload_group, upload, upload_status, method, scaling, layers, lam, lr,
+    return SettingsPanel(fixed, model, task, upload_group, upload, upload_status, method, scaling, layers, lam, lr,
                          batch_size, steps, seed, choices)
 
 
@@ -137,6 +134,7 @@ def settings_panel(registry: RunRegistry, max_steps: int) -> SettingsPanel:
 @dataclass
 class TransportPanel:
     link_notice: gr.Markdown  # what a shared link changed or could not apply
+    new_run: gr.Markdown  # what pressing Train does now that the settings differ from the run's
     train: gr.Button
     pause: gr.Button
     step: gr.Button
@@ -148,6 +146,7 @@ class TransportPanel:
 def transport_panel() -> TransportPanel:
     """The shared link's notice and the run buttons: Train, Pause, Step +1, Reset, New seed."""
     link_notice = gr.Markdown(visible=False, elem_id="link-notice")
+    new_run = gr.Markdown(visible=False, elem_id="new-run-notice")
     with gr.Row(elem_id="transport"):
         train = gr.Button("▶ Train", variant="primary", elem_id="train-btn")
         pause = gr.Button("Pause", elem_id="pause-btn")
@@ -156,7 +155,7 @@ def transport_panel() -> TransportPanel:
         new_seed = gr.Button("New seed", elem_id="new-seed-btn")
     lesson = gr.Button("📖 Watch a lesson (a finished run, replayed at once) while you wait", size="sm",
                        variant="secondary", elem_id="watch-lesson-btn")
-    return TransportPanel(link_notice, train, pause, step, reset, new_seed, lesson)
+    return TransportPanel(link_notice, new_run, train, pause, step, reset, new_seed, lesson)
 
 
 # -- status and the live views ---------------------------------------------------------------------
@@ -164,6 +163,7 @@ def transport_panel() -> TransportPanel:
 class ViewPanel:
     views: dict[str, Any]  # element id (train_views keys) -> component
     scale: gr.Radio  # the heatmap's colour scale (a view setting, not a view)
+    notes: dict[str, gr.Markdown]  # chart element id -> its notes (teacher mode leaves hints out)
 
     def __getitem__(self, key: str) -> Any:
         return self.views[key]
@@ -177,13 +177,21 @@ class ViewPanel:
     def snapshot_outputs(self) -> list:
         return [self.views[k] for k in V.SNAPSHOT_KEYS]
 
+    @property
+    def comparison_outputs(self) -> list:
+        """The views that draw the earlier runs (``train_views.comparison_views``)."""
+        return [self.views[k] for k in (V.LOSS_PLOT, *V.SNAPSHOT_KEYS, *V.EARLIER_KEYS)]
+
 
 def view_panel() -> ViewPanel:
     """Status line, loss curves, then the adapter at the step shown: layer, scale, timeline, charts, table."""
     status = gr.Markdown(V.status_markdown(None, "ready", "Press **Train** (or **Step**) to start."),
                          elem_id="status")
     info = gr.JSON(visible=False, elem_id="run-info")
-    loss_plot = chart(V.LOSS_PLOT)
+    loss_plot, loss_notes = chart(V.LOSS_PLOT)
+    # Earlier runs, kept for comparison once a run is replaced (ui/train/earlier.py); shown once one is.
+    earlier = gr.Markdown(visible=False, elem_id=V.EARLIER)
+    forget = gr.Button("Forget the earlier runs", size="sm", variant="secondary", visible=False, elem_id=V.FORGET)
 
     gr.Markdown("### Where the adapter is at")
     with gr.Row():
@@ -196,15 +204,19 @@ def view_panel() -> ViewPanel:
                          info="Drag to any recorded snapshot, during or after training; the right end "
                               "follows the live run.")
     selected = gr.Markdown(V.EMPTY_MESSAGE, elem_id="selected-layer")
-    charts = {key: chart(key) for key in (V.HEATMAP, V.HIST, V.NORM, V.ORTH, V.ENERGY)}
+    drawn = {key: chart(key) for key in (V.HEATMAP, V.HIST, V.NORM, V.ORTH, V.ENERGY)}
+    charts = {key: plot for key, (plot, _) in drawn.items()}
+    notes = {V.LOSS_PLOT: loss_notes, **{key: note for key, (_, note) in drawn.items()}}
     gr.Markdown("### All layers at the step shown")
     table = gr.Dataframe(headers=F.TABLE_COLUMNS, value=[], interactive=False, elem_id="layer-table",
                          max_height=420, wrap=True, column_widths=F.TABLE_COLUMN_WIDTHS,
                          label="Click a row to select that layer (the full module path is the last column)")
     gr.Markdown(F.table_notes_markdown(), elem_id="layer-table-notes")
+    # (the API's /train outputs follow this order: new views go last)
     views = {V.STATUS: status, V.INFO: info, V.LOSS_PLOT: loss_plot, **charts, V.TABLE: table,
-             V.LAYER_SELECT: layer_select, V.TIMELINE: timeline, V.SELECTED: selected}
-    return ViewPanel(views, scale)
+             V.LAYER_SELECT: layer_select, V.TIMELINE: timeline, V.SELECTED: selected,
+             V.EARLIER: earlier, V.FORGET: forget}
+    return ViewPanel(views, scale, notes)
 
 
 # -- export ----------------------------------------------------------------------------------------
@@ -256,8 +268,8 @@ def share_panel() -> SharePanel:
         hide_select = gr.Dropdown(choices=[(label, key) for key, label in HIDEABLE_LABELS.items()],
                                   value=[], multiselect=True, label="Teacher mode: hide these controls",
                                   elem_id="hide-select",
-                                  info="Whoever opens the link does not see them (they keep the "
-                                       "link's values).")
+                                  info="Whoever opens the link does not see them: they keep the "
+                                       "link's values, which the page lists as fixed (read-only).")
         button = gr.Button("Make a link to these settings", elem_id="share-btn")
         link = gr.Textbox(label="Link", elem_id="share-link", buttons=["copy"], interactive=False)
     return SharePanel(box, hide_select, button, link)

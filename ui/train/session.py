@@ -14,6 +14,7 @@ from qgoft_core.explore.training import STEP_CAP, RunConfig, TrainingConfigError
 
 from ui import memory
 from ui.runs import RunRegistry, Visitor
+from ui.train import earlier
 from ui.train.controls import UPLOADED, SCALING_VALUES, Controls, structure_key, target_modules, task_for
 from ui.zerogpu import run_device
 
@@ -21,6 +22,8 @@ from ui.zerogpu import run_device
 def prepare_run(registry: RunRegistry, visitor: Visitor, controls: Controls) -> tuple[TrainingRun, str]:
     """The visitor's run for these settings: the current one (with lr, lambda, steps applied) or a new one.
 
+    A new run replaces the current one, which is kept (if it trained) to be drawn beside the new
+    one (``ui.train.earlier``): only its curves and numbers, not its model.
     Raises TrainingConfigError / ModelLoadError / ModelNotAllowed with a message for the page.
     """
     settings = registry.settings
@@ -36,7 +39,9 @@ def prepare_run(registry: RunRegistry, visitor: Visitor, controls: Controls) -> 
     new_run = build_run(registry, model_id, controls, task_for(controls, visitor), settings.max_steps)
     if controls.task == UPLOADED:  # the visitor's own data: what it puts in the caches goes when they do
         visitor.data_keys |= memory.data_keys(new_run)
-    notes = ["Settings changed: this is a new run from step 0." if run is not None else "", sample_note(new_run)]
+    kept, dropped = earlier.shelf(visitor).keep(run)
+    notes = ["Settings changed: this is a new run from step 0." if run is not None else "",
+             earlier.kept_note(kept, dropped), sample_note(new_run)]
     visitor.run, visitor.run_key, visitor.run_seconds = new_run, key, 0.0
     return new_run, "\n\n".join(n for n in notes if n)
 
@@ -98,6 +103,12 @@ def _apply_live(run: TrainingRun, controls: Controls) -> None:
     run.config = probe
     if run.tuned.spec.givens:
         run.tuned.qgoft.config.reg_lambda = float(controls.lam)
+
+
+def live_settings_apply(visitor: Visitor, controls: Controls) -> bool:
+    """Whether the page's learning rate and λ belong to the visitor's run: not once another method
+    (or any setting that makes a new run) is chosen, since those values are then the new run's."""
+    return visitor.run is not None and visitor.run_key == structure_key(controls, visitor)
 
 
 def apply_live_settings(run: TrainingRun, lr: Any, lam: Any) -> bool:

@@ -28,6 +28,8 @@ from ui import memory
 from ui import train_views as V
 from ui.runs import ModelNotAllowed, RunRegistry, ServerBusy, Visitor
 from ui.scheduler import Turn
+from ui.train import earlier as E
+from ui.train import teacher
 from ui.train.controls import Controls
 from ui.train.session import prepare_run
 from ui.zerogpu import training_events
@@ -161,7 +163,7 @@ def training_turn(registry: RunRegistry, visitor: Visitor, controls: Controls, n
             news.put(("note", note))
         target = run.config.steps
         if run.step_count >= target:
-            return end("done", f"Already at step {run.step_count}: raise **Steps** to train further, or **Reset**.")
+            return end("done", f"Already at step {run.step_count}: {teacher.raise_steps_hint(visitor.hidden)}")
         events = iter(training_events(run))
         cap = float(registry.settings.max_seconds)
         while True:
@@ -177,8 +179,8 @@ def training_turn(registry: RunRegistry, visitor: Visitor, controls: Controls, n
                 return end("paused")
             if visitor.run_seconds > cap:
                 return end("stopped", f"Stopped: this server allows {cap:g} s of training per run (its own "
-                                      "steps, not the time it waited for them). Export what you have, or Reset "
-                                      "to start again.")
+                                      "steps, not the time it waited for them). "
+                                      f"{teacher.time_cap_hint(visitor.hidden)}")
             yield  # the end of this turn: the next run in the rotation takes the worker
     except TrainingDiverged as exc:
         end("stopped", problem(exc))
@@ -251,7 +253,7 @@ def _watch(registry: RunRegistry, visitor: Visitor, turn: Turn, news: queue.Simp
             _, state, message = end
             if state == "paused":
                 return  # the Pause button draws the final views itself
-            yield V.all_views(run, visitor.view, state, message or note, visitor.run_id)
+            yield V.all_views(run, visitor.view, state, message or note, visitor.run_id, E.shelf(visitor))
             return
         dirty = dirty or bool(items)
         now = time.perf_counter()
@@ -286,12 +288,16 @@ def _live_update(run: TrainingRun, visitor: Visitor, throttle: Throttle, drawn_s
                  note: str = "") -> dict[str, Any]:
     update = {V.STATUS: V.status_markdown(run, "training", note),
               V.INFO: V.run_info(run, "training", "", visitor.run_id)}
+    shelf = E.shelf(visitor)
+    earlier = shelf.curves()  # the visitor's earlier runs, drawn beside this one
     if throttle.due("loss"):
-        update[V.LOSS_PLOT] = throttle.draw("loss", V.loss_view, run)
+        update[V.LOSS_PLOT] = throttle.draw("loss", V.loss_view, run, earlier)
+        if earlier or drawn_snapshots < 0:  # the table's row of this run follows the loss chart
+            update.update(V.earlier_views(run, shelf))
     new_snapshot = len(run.history.snapshots) > max(drawn_snapshots, 0)
     if drawn_snapshots < 0 or (new_snapshot and throttle.due("snapshot")):
         if visitor.view.snapshot_step is None:
-            update.update(throttle.draw("snapshot", V.snapshot_views, run, visitor.view))
+            update.update(throttle.draw("snapshot", V.snapshot_views, run, visitor.view, earlier))
         else:  # the visitor is looking at an older step: keep it, only stretch the timeline
             update.update(V.timeline_only(run))
     return update
