@@ -196,6 +196,9 @@ def compare_bar_figures(result: CompareResult) -> dict[str, go.Figure]:
                 digits = 2 if name == "cka" else 1
                 bar.text = [f"{v:.{digits}f}" if v is not None and math.isfinite(v) else "n/a" for v in bar.y]
                 bar.update(textposition="inside", insidetextanchor="start", textangle=0)
+                if name == "sec_per_step":  # a wide spread here is the machines', not the method's
+                    fig.update_layout(title_text=f"{title}<br><sup>bars: ± sd over the seeds' runs, which "
+                                                 "follows each machine's load and thread count</sup>")
                 tops = [v + (sd if math.isfinite(sd) else 0) for v, sd in zip(bar.y, sds)
                         if v is not None and math.isfinite(v)]
                 if tops:
