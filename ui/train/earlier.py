@@ -26,7 +26,6 @@ from qgoft_core.viz.training_charts import EARLIER_STYLES, EarlierRun, earlier_r
 
 KEEP = len(EARLIER_STYLES)  # earlier runs kept per visitor: the last two (one line style each)
 STYLE_NAMES = ("grey dotted", "light grey dash-dot")  # how EARLIER_STYLES look, in the same order
-_ATTRIBUTE = "earlier_runs"  # where a visitor keeps their shelf
 _CREATE = threading.Lock()
 
 
@@ -89,13 +88,12 @@ class RunShelf:
 
 def shelf(visitor: Any) -> RunShelf:
     """The visitor's shelf of earlier runs (made on first use; it lives and goes with the visitor)."""
-    found = getattr(visitor, _ATTRIBUTE, None)
+    found = visitor.earlier
     if found is None:
         with _CREATE:
-            found = getattr(visitor, _ATTRIBUTE, None)
+            found = visitor.earlier
             if found is None:
-                found = RunShelf()
-                setattr(visitor, _ATTRIBUTE, found)
+                found = visitor.earlier = RunShelf()
     return found
 
 
