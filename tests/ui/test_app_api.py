@@ -219,6 +219,27 @@ def test_throttle_keeps_drawing_within_its_budget():
     assert throttle.due("loss")
 
 
+def test_throttle_splits_the_servers_drawing_budget_among_the_visitors_drawing():
+    """Thirty watchers together draw within the server's budget: each one's charts wait longer."""
+    from ui.train.stream import SERVER_BUDGET, Throttle
+    now, watchers = {"t": 0.0}, {"n": 1}
+    throttle = Throttle(min_interval=0.5, budget=0.05, clock=lambda: now["t"], watchers=lambda: watchers["n"])
+
+    def draw():
+        now["t"] += 0.2
+    for n in (1, 2, 6):  # few visitors: each keeps its own budget
+        watchers["n"] = n
+        assert throttle.budget == pytest.approx(0.05 if n * 0.05 <= SERVER_BUDGET else SERVER_BUDGET / n)
+    watchers["n"] = 30
+    assert 30 * throttle.budget == pytest.approx(SERVER_BUDGET)
+    throttle.draw("snapshot", draw)
+    wait = 0.2 / (SERVER_BUDGET / 30)  # 20 s for a 0.2 s drawing when 30 draw at once
+    now["t"] += wait - 0.1
+    assert not throttle.due("snapshot")
+    now["t"] += 0.2
+    assert throttle.due("snapshot")
+
+
 # -- exports (no server): every file, and the snippet really loads the adapter ----------------------
 from pathlib import Path  # noqa: E402
 

@@ -36,6 +36,7 @@ from ui.zerogpu import training_events
 
 MIN_INTERVAL = 0.5  # seconds between two updates of the page, at least (<= 2 per second)
 BUDGET = 0.04  # each kind of view may cost at most this fraction of the training time
+SERVER_BUDGET = 0.3  # ...and all visitors' drawing together at most this fraction of the wall time
 TICK = 1.0  # the watching generator yields at least this often, even with nothing new
 LESSONS_HINT = "While you wait: **📖 Watch a lesson** (below the Train buttons) replays a finished run at once."
 
@@ -44,13 +45,27 @@ class Throttle:
     """When to redraw each kind of view: at most every `min_interval` s, and within `budget`.
 
     A view that took c seconds to draw is next drawn no sooner than c / budget
-    seconds later, so drawing it costs at most `budget` of the wall time.
+    seconds later, so drawing it costs at most `budget` of the wall time. With
+    `watchers` (how many visitors are drawing now) the budget is also split so that
+    all of them together stay within `server_budget`: thirty students' charts are
+    drawn by the same two cores that train their runs (and by one Python
+    interpreter), so each one's charts redraw less often rather than all runs
+    slowing down.
     """
 
-    def __init__(self, min_interval: float = MIN_INTERVAL, budget: float = BUDGET, clock=time.perf_counter):
-        self.min_interval, self.budget, self.clock = min_interval, budget, clock
+    def __init__(self, min_interval: float = MIN_INTERVAL, budget: float = BUDGET, clock=time.perf_counter,
+                 watchers=None, server_budget: float = SERVER_BUDGET):
+        self.min_interval, self.clock = min_interval, clock
+        self._budget, self.server_budget, self.watchers = budget, server_budget, watchers
         self.last: dict[str, float] = {}
         self.cost: dict[str, float] = {}
+
+    @property
+    def budget(self) -> float:
+        """This visitor's share: `budget`, or less when many draw at once."""
+        if self.watchers is None:
+            return self._budget
+        return min(self._budget, self.server_budget / max(1, int(self.watchers())))
 
     def due(self, kind: str, now: Optional[float] = None) -> bool:
         now = self.clock() if now is None else now
@@ -103,7 +118,7 @@ def train_stream(registry: RunRegistry, session: Optional[str], controls: Contro
         yield message_views(visitor, "error", f"{problem(exc)}\n\n{LESSONS_HINT}")
         return
     try:
-        yield from _watch(registry, visitor, turn, news, throttle or Throttle())
+        yield from _watch(registry, visitor, turn, news, throttle or Throttle(watchers=registry.scheduler.active))
     finally:
         visitor.stop.set()  # cancelled (or finished): the run stops after its current step
         registry.scheduler.cancel(turn)
