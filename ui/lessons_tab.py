@@ -20,11 +20,13 @@ from plotly.subplots import make_subplots
 
 from demos.presets import PRESETS, PrecomputedRun, PresetError, load_preset
 from qgoft_core.viz import figures as F
+from qgoft_core.viz.style import apply_style, empty_figure, set_title, share_top_margin
 from demos.learn_texts import CHART_NOTES
 from ui.context import AppContext
 
 FRAME_PAUSE_S = 1.2  # nine charts per frame: slower than this and the browser cannot keep up
 RUN_COLORS = ("#4C78A8", "#F58518")  # run A blue, run B orange, in every shared chart
+WIDE_FIGURE = 600  # px: the narrowest the shared charts are drawn (beside the notes, at 1024 px)
 CHARTS = ("loss", "heatmap", "energy", "orth")
 CHART_NOTE_KEYS = {"loss": "loss-plot", "heatmap": "angle-heatmap", "energy": "energy-plot",
                    "orth": "orth-plot"}
@@ -32,12 +34,7 @@ DEFAULT_PRESET = "strict_vs_quasi"
 
 
 def _message_figure(title: str, message: str, height: int = 320) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_layout(template=F.TEMPLATE, height=height, title=dict(text=title, x=0.01))
-    return fig
+    return empty_figure(title, message, height)
 
 
 def _upto(records: list[dict], step: int) -> list[dict]:
@@ -128,8 +125,8 @@ def run_figures(run: PrecomputedRun, index: int, ranges: dict | None = None) -> 
         heatmap = F.angle_heatmap(names, angles)
         peak = ranges["angle"]
         heatmap.update_traces(zmin=-peak, zmax=peak)
-        heatmap.update_layout(title_text=f"Rotation angles per layer at step {step}<br><sup>colour scale fixed "
-                                         f"over the run and shared by both columns: ±{peak:.3g}°</sup>")
+        set_title(heatmap, f"Rotation angles per layer at step {step}<br><sup>colour scale fixed over the run "
+                           f"and shared by both columns: ±{peak:.3g}°</sup>")
     else:
         heatmap = _message_figure("Rotation angles per layer",
                                   f"{run.label}: this method has no Givens rotations, so no angles.")
@@ -167,11 +164,9 @@ def kept_figure(runs: tuple[PrecomputedRun, PrecomputedRun], step: int) -> go.Fi
     fig.update_xaxes(title_text="optimizer step")
     fig.update_yaxes(title_text="kept (1 = as good as the base)", row=1, col=1)
     fig.update_yaxes(title_text="CKA (1 = unchanged)", row=1, col=2)
-    fig.update_layout(template=F.TEMPLATE, height=380, title=dict(
-                          text="What the model kept<br><sup>retention: Spearman on the base's sentence-"
-                               "similarity pairs, tuned / base</sup>", x=0.01),
-                      legend=dict(orientation="h", y=-0.25), margin=dict(l=70, r=30, t=80, b=60))
-    return fig
+    fig.update_layout(legend=dict(orientation="h", y=-0.25))
+    return apply_style(fig, "What the model kept<br><sup>retention: Spearman on the base's sentence-similarity "
+                          "pairs, tuned / base</sup>", 380, width=WIDE_FIGURE)
 
 
 def penalty_figure(runs: tuple[PrecomputedRun, PrecomputedRun], step: int) -> go.Figure:
@@ -194,10 +189,8 @@ def penalty_figure(runs: tuple[PrecomputedRun, PrecomputedRun], step: int) -> go
     fig.update_yaxes(type="log", exponentformat="e")
     fig.update_yaxes(title_text="Σ⟨α, β⟩² (log)", row=1, col=1)
     fig.update_yaxes(title_text="penalty in the loss (log)", row=1, col=2)
-    fig.update_layout(template=F.TEMPLATE, height=380, legend=dict(orientation="h", y=-0.25),
-                      title=dict(text="What λ controls: the shear of each block", x=0.01),
-                      margin=dict(l=70, r=30, t=80, b=60))
-    return fig
+    fig.update_layout(legend=dict(orientation="h", y=-0.25))
+    return apply_style(fig, "What λ controls: the shear of each block", 380, width=WIDE_FIGURE)
 
 
 def angle_range_figure(runs: tuple[PrecomputedRun, PrecomputedRun], index: int) -> go.Figure:
@@ -214,10 +207,9 @@ def angle_range_figure(runs: tuple[PrecomputedRun, PrecomputedRun], index: int) 
     _fix_step_axis(fig, last)
     fig.update_xaxes(title_text="optimizer step")
     fig.update_yaxes(title_text="largest |angle| over all layers (deg)", rangemode="tozero")
-    fig.update_layout(template=F.TEMPLATE, height=380, legend=dict(orientation="h", y=-0.25),
-                      title=dict(text="How far the rotations turned: beyond 180° they wrap around", x=0.01),
-                      margin=dict(l=70, r=30, t=80, b=60))
-    return fig
+    fig.update_layout(legend=dict(orientation="h", y=-0.25))
+    return apply_style(fig, "How far the rotations turned: beyond 180° they wrap around", 380,
+                       width=WIDE_FIGURE)
 
 
 def _at(records: list[dict], step: int, key: str) -> float | None:
@@ -269,6 +261,8 @@ def render_frame(key: str, index: int) -> tuple:
     index = max(0, min(len(run_a.snapshot_steps) - 1, int(index)))
     ranges = _preset_ranges(key)
     figs_a, figs_b = run_figures(run_a, index, ranges), run_figures(run_b, index, ranges)
+    for chart in CHARTS:  # titles of different lengths: the plot areas still start level
+        share_top_margin([figs_a[chart], figs_b[chart]])
     step = run_a.snapshot_steps[index]
     charts = [fig for chart in CHARTS for fig in (figs_a[chart], figs_b[chart])]
     extra = None

@@ -146,10 +146,9 @@ def spectrum_figure(report: Any, layer: Optional[str] = None) -> go.Figure:
         return message_figure("Singular values of W and W′",
                               "The spectrum needs the base model: inspect again with a base model.",
                               HEIGHTS["spectrum"])
-    fig = F.spectrum_figure(*report.spectra[layer], layer_name=layer)  # hover: the full module path
-    short, shown = F.short_layer_name(layer), layer_name(report, layer)
-    if short != shown:
-        fig.update_layout(title_text=fig.layout.title.text.replace(short, shown, 1))
+    # titled with the report's name of the layer; hover: the full module path
+    fig = F.spectrum_figure(*report.spectra[layer], layer_name=layer,
+                            display_name=layer_name(report, layer))
     fig.update_layout(meta={"layer": layer})
     return fig
 

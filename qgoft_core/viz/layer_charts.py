@@ -438,15 +438,18 @@ def layer_overview_table(snapshot: Snapshot) -> list[dict]:
     return rows
 
 
-def spectrum_figure(sv_base: FloatSeq, sv_tuned: FloatSeq, layer_name: str) -> go.Figure:
+def spectrum_figure(sv_base: FloatSeq, sv_tuned: FloatSeq, layer_name: str,
+                    display_name: str | None = None) -> go.Figure:
     """Singular values of W and W′ (descending, log y).
 
     An orthogonal update without scaling leaves them unchanged; the title
     reports the largest relative change so that is checkable at a glance.
+    ``display_name``: the layer's name in the title (default its short name);
+    hover shows the full ``layer_name``.
     """
     base = np.sort(np.asarray(sv_base, dtype=float).ravel())[::-1]
     tuned = np.sort(np.asarray(sv_tuned, dtype=float).ravel())[::-1]
-    title = f"Singular values of W and W′: {short_layer_name(layer_name)}"
+    title = f"Singular values of W and W′: {display_name or short_layer_name(layer_name)}"
     if base.size == 0 and tuned.size == 0:
         return empty_figure(title, "No singular values given.")
 

@@ -3,12 +3,16 @@
 One documented colour language for every chart (feature 18): signed angles
 diverge blue < 0 < red around white, magnitudes are sequential, counts stay
 white when empty; each method keeps its colour from the method registry.
-Every figure goes through :func:`apply_style` (template, explicit height,
-title) and says why it is empty with :func:`empty_figure`.
+Every figure goes through :func:`apply_style` (template, the page's font,
+explicit height, a title wrapped to fit and the top margin it needs; a title
+changed later goes through :func:`set_title`) and says why it is empty with
+:func:`empty_figure`.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -159,19 +163,157 @@ def column(records: Sequence[Mapping], key: str) -> np.ndarray:
     return np.array([float_or_nan(r.get(key)) for r in records], dtype=float)
 
 
-def apply_style(fig: go.Figure, title: str, height: int) -> go.Figure:
-    """Template, explicit height (Gradio's gr.Plot needs one), title and margins."""
+# -- titles that fit: wrapped for the narrowest chart, a top margin for every line ------------------
+# Plotly does not wrap text: a long title or note runs past the chart's right edge and is cut.  So
+# titles are wrapped here, in characters, for the narrowest chart the app shows (half of a 1024 px
+# page, ~460 px; a caller drawing a smaller chart passes ``width``), and the top margin is computed
+# from the number of lines.  Charts use the page's font (Gradio's Source Sans Pro, ~0.41 em per
+# character); the estimate CHAR_EM also holds for the wider fallbacks of an exported HTML report
+# (Verdana, DejaVu Sans: ~0.50 em).
+FONT_FAMILY = '"Source Sans Pro", ui-sans-serif, system-ui, sans-serif'  # Gradio's page font
+FONT_SIZE = 13  # ticks, legends, axis titles (px)
+TITLE_FONT_SIZE = 16  # the title's first line (px)
+NOTE_SCALE = 0.7  # plotly draws <sup> at 70 % of the title's size
+CAP_SHIFT = 0.7  # plotly's offset (em) from a top-anchored title's position to its first baseline
+DESCENT = 0.3  # below a baseline (em)
+LINE_SPACING = 1.3  # plotly's line height for multi-line text (every line, <sup> ones too), in font sizes
+CHAR_EM = 0.52  # a conservative average character width, in em
+MIN_FIGURE_WIDTH = 460  # px: the narrowest chart (half of a 1024 px page)
+TITLE_X = 8  # px: the title's left edge inside the chart (and the room kept at its right)
+TITLE_PAD_TOP = 6  # px above the first line
+TITLE_GAP = 18  # px between the last line and the plot area
+MIN_TOP_MARGIN = 50
+_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_NOTE = re.compile(r"^\s*<sup>(.*)</sup>\s*$", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
+_ENTITY = re.compile(r"&#?\w+;")
+
+
+def visible_length(text: str) -> int:
+    """Characters a reader sees: tags take no room, an entity (&amp;) is one character."""
+    return len(_ENTITY.sub("x", _TAG.sub("", text)))
+
+
+def wrap_text(text: str, max_chars: int) -> list[str]:
+    """Greedy word wrap to ``max_chars`` visible characters (never inside a tag; a longer word stays whole).
+
+    A clause ending in ";" closes its line once the line is at least 60 % full, so lines tend
+    to end between clauses rather than inside one.
+    """
+    words = [w for w in re.split(r" (?![^<]*>)", text.strip()) if w]
+    lines: list[str] = []
+    line = ""
+    for word in words:
+        candidate = f"{line} {word}" if line else word
+        if line and visible_length(candidate) > max_chars:
+            lines.append(line)
+            line = word
+        else:
+            line = candidate
+        if visible_length(line) >= 0.6 * max_chars and _TAG.sub("", line).endswith(";"):
+            lines.append(line)
+            line = ""
+    if line:
+        lines.append(line)
+    return lines or [""]
+
+
+def title_chars(width: int | None = None, note: bool = False) -> int:
+    """How many characters of a title line (or of a <sup> note line) fit a ``width`` px chart."""
+    usable = (width or MIN_FIGURE_WIDTH) - 2 * TITLE_X
+    size = TITLE_FONT_SIZE * (NOTE_SCALE if note else 1.0)
+    return max(12, int(usable / (CHAR_EM * size)))
+
+
+def wrap_title(title: str, width: int | None = None) -> str:
+    """``title`` with line breaks so that every line fits a ``width`` px chart.
+
+    Existing ``<br>`` breaks stay; a line that is a whole ``<sup>...</sup>`` note is wrapped
+    at the note's smaller size and each of its lines stays a note.
+    """
+    lines = []
+    for segment in _BREAK.split(title or ""):
+        note = _NOTE.match(segment)
+        if note:
+            lines += [f"<sup>{line}</sup>" for line in wrap_text(note.group(1), title_chars(width, note=True))]
+        else:
+            lines += wrap_text(segment, title_chars(width))
+    return "<br>".join(lines)
+
+
+def title_lines(title: str | None) -> int:
+    """The number of lines plotly draws for ``title`` (0 for none)."""
+    return len(_BREAK.split(title)) if title else 0
+
+
+def _first_baseline(lines: int) -> float:
+    """Where plotly.js 3 draws a title's first baseline (px from the top), placed as :func:`set_title` does.
+
+    A top-anchored title's position is its cap height ("top": dy = 0.7 em), but the lines of a
+    multi-line title carry their own y, which drops that shift: their first baseline sits at the
+    position itself.  set_title places every title 0.7 em lower than TITLE_PAD_TOP, so a
+    multi-line title's first line starts at TITLE_PAD_TOP, and a title whose text is replaced
+    later by more lines is never cut at the top.
+    """
+    position = TITLE_PAD_TOP + CAP_SHIFT * TITLE_FONT_SIZE
+    return position + (CAP_SHIFT * TITLE_FONT_SIZE if lines == 1 else 0.0)
+
+
+def top_margin(title: str | None) -> int:
+    """The top margin (px) that holds every line of ``title`` above the plot area, and a gap."""
+    lines = title_lines(title)
+    if not lines:
+        return MIN_TOP_MARGIN
+    bottom = _first_baseline(lines) + (lines - 1) * LINE_SPACING * TITLE_FONT_SIZE + DESCENT * TITLE_FONT_SIZE
+    return max(MIN_TOP_MARGIN, math.ceil(bottom + TITLE_GAP))
+
+
+def set_title(fig: go.Figure, title: str, width: int | None = None) -> go.Figure:
+    """Set (or replace) a figure's title, wrapped to fit a ``width`` px chart, and the top margin that holds it.
+
+    Use this, not ``update_layout(title_text=...)``, whenever a title changes after
+    :func:`apply_style`: an unwrapped note runs past the chart's edge.
+    """
+    text = wrap_title(title, width)
+    pad = TITLE_PAD_TOP + CAP_SHIFT * TITLE_FONT_SIZE  # see _first_baseline
     fig.update_layout(
-        template=TEMPLATE,
-        height=height,
-        title=dict(text=title, x=0.01, xanchor="left"),
-        margin=dict(l=70, r=30, t=80, b=60),
+        title=dict(text=text, x=TITLE_X / (width or MIN_FIGURE_WIDTH), xanchor="left", xref="container",
+                   y=1, yanchor="top", yref="container", pad=dict(t=pad), font=dict(size=TITLE_FONT_SIZE)),
+        margin=dict(t=top_margin(text)),
     )
     return fig
 
 
+def share_top_margin(figures: Sequence[go.Figure]) -> None:
+    """Give figures shown side by side the largest of their top margins (in place).
+
+    Their titles may wrap to different numbers of lines; with one top margin their plot
+    areas still start at the same height, so paired axes line up.
+    """
+    tops = [fig.layout.margin.t for fig in figures if fig is not None and fig.layout.margin.t is not None]
+    if tops:
+        for fig in figures:
+            if fig is not None:
+                fig.update_layout(margin=dict(t=max(tops)))
+
+
+def apply_style(fig: go.Figure, title: str, height: int, width: int | None = None) -> go.Figure:
+    """Template, the page's font, explicit height (Gradio's gr.Plot needs one), a fitted title, margins.
+
+    ``width``: the narrowest the chart is shown at (px; default :data:`MIN_FIGURE_WIDTH`), for
+    wrapping the title (:func:`set_title`).
+    """
+    fig.update_layout(
+        template=TEMPLATE,
+        height=height,
+        font=dict(family=FONT_FAMILY, size=FONT_SIZE),
+        margin=dict(l=70, r=30, b=60),
+    )
+    return set_title(fig, title, width)
+
+
 def with_note(title: str, note: str) -> str:
-    """A title with a smaller second line (how to read it, what was changed)."""
+    """A title with a smaller second line (how to read it, what was changed); :func:`set_title` wraps it."""
     return f"{title}<br><sup>{note}</sup>"
 
 
