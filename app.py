@@ -38,7 +38,18 @@ TABS = (
     ("Learn", "learn", build_learn_tab),
 )
 
+# Gradio 6.31's theme serves Source Sans Pro at weight 600 from a 5 KB file that holds almost no glyphs, so
+# every heading, button and bold word fell back to another font (DejaVu Sans here) beside the regular text.
+# The same family's complete bold file takes weight 600's place (declared later, it wins).
 CSS = """
+@font-face {
+    font-family: 'Source Sans Pro';
+    src: url('static/fonts/SourceSansPro/SourceSansPro-Bold.woff2') format('woff2');
+    font-weight: 600;
+    font-style: normal;
+}
+/* A labelled chart's label sits above the chart, not over its title (charts put their title at the top). */
+.block:has(> .js-plotly-plot) > label[data-testid="block-label"].float:not(.sr-only) { position: static; }
 .chart-notes { font-size: 0.9em; color: var(--body-text-color-subdued); }
 #status { font-size: 1.02em; }
 #link-notice { border-left: 4px solid #d97706; padding-left: 0.6em; }
@@ -52,7 +63,7 @@ def build_app(ctx: AppContext | None = None) -> gr.Blocks:
         ctx.demo = blocks
         gr.Markdown("# qGOFT Explorer\nFine-tune a real pretrained model with orthogonal (Givens) rotations "
                     "and watch, live, what the rotations do to it. New here? **Lessons** replay finished runs "
-                    "instantly, **Learn** has a guided tour, or just press **▶ Train** below.")
+                    "instantly, **Learn** has a guided tour, or just press **Train** below.")
         with gr.Tabs(elem_id="tabs") as tabs:
             ctx.tabs = tabs
             for label, key, build in TABS:

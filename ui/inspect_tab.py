@@ -9,10 +9,11 @@ report: summary, health flags, a sortable per-layer table, the angle heatmap
 and histogram, norm changes and, with the base model, the spectra.
 Two adapters can be inspected side by side (A and B), laid out one row per
 section so that each section starts at the same height in both columns; the
-flags sit in a closed accordion whose label counts them, and the angle
-histograms and norm charts share their axis ranges. Anything malformed shows
-a message naming the problem; the other side and the rest of the app are
-untouched.
+flags sit in a closed accordion whose label counts them, the angle
+histograms and norm charts share their axis ranges, and each pair of charts
+one top margin (their plot areas start level however their titles wrap).
+Anything malformed shows a message naming the problem; the other side and
+the rest of the app are untouched.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from qgoft_core.explore.analysis import (COLUMN_NOTES, COLUMNS, CONFIG_NAME, PIC
                                         WEIGHTS_NAME, AdapterReport, InspectionError, inspect_adapter,
                                         threshold_text)
 from qgoft_core.viz import inspection_figures as IF
+from qgoft_core.viz.style import share_top_margin
 from ui.context import AppContext
 
 BASE_CHOICES = [("none: the adapter file alone", "none"),
@@ -120,11 +122,11 @@ def summary_markdown(report: AdapterReport) -> str:
 
 
 def flags_label(report: AdapterReport) -> str:
-    """The flags accordion's label: the count, or that nothing was checked."""
+    """The flags accordion's label: the count, or that nothing was checked (no symbol: the page font has no ⚠)."""
     if not report.checks_ran:
         return "Health flags: no check applies (nothing was checked)"
     n = len(report.flags)
-    return f"Health flags ({n})" + (" ⚠" if n else ": none raised")
+    return f"Health flags ({n} raised)" if n else "Health flags (0): none raised"
 
 
 def flags_markdown(report: AdapterReport) -> str:
@@ -273,7 +275,7 @@ def side_figures(reports: list[AdapterReport | None], scales: list[str], layers:
         figures.append({
             "heatmap": IF.angle_heatmap(report, scale=scale or "global", height=height),
             "histogram": IF.angle_histogram(report, saturation_fraction=SATURATION_FRACTION, limit=limit,
-                                            shared=len(shown) == 2),
+                                            shared=sum(bool(r.angles) for r in shown) == 2),
             "norms": IF.norm_change_figure(report),
             "spectrum": IF.spectrum_figure(report, layer or None),
         })
@@ -281,6 +283,8 @@ def side_figures(reports: list[AdapterReport | None], scales: list[str], layers:
     if len(complete) == 2:
         for key in ("histogram", "norms"):
             IF.share_axes(*(f[key] for f in complete))
+        for key in ("heatmap", "histogram", "norms", "spectrum"):  # plot areas level despite titles' lengths
+            share_top_margin([f[key] for f in complete])
     updates = []
     for figs in figures:
         for key in ("heatmap", "histogram", "norms", "spectrum"):

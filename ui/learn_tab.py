@@ -77,7 +77,7 @@ def build_tour() -> None:
     """The step-through tour panel (Back / Next / Show me)."""
     targets = [[TOUR_PANELS.get(s["target"], ("", s["target"]))[0], s["target"]] for s in TOUR_STEPS]
     index = gr.State(0)
-    with gr.Group(elem_id="tour"):
+    with gr.Group(elem_classes=["tour"]):  # no elem_id: Gradio 6 writes a Group's id on two nested divs
         text = gr.Markdown(tour_step_markdown(0), elem_id="tour-panel")
         with gr.Row():
             back = gr.Button("◀ Back", size="sm", interactive=False, elem_id="tour-back")

@@ -8,6 +8,7 @@ keeps its report.
 from __future__ import annotations
 
 import math
+import re
 import shutil
 
 import pytest
@@ -90,6 +91,25 @@ def test_size_limit_is_checked_before_reading(tmp_path):
         run_inspection([str(big)], "none", 1)
 
 
+def test_side_by_side_figures_line_up(adapters):
+    """Paired charts share one top margin (plot areas level); a histogram says "shared" only when both have one."""
+    from ui.inspect_tab import side_figures
+
+    goft, short, lora = (run_inspection(adapters[k] if k == "lora_files" else [adapters[k]], "none", 20)
+                         for k in ("goft_zip", "short_zip", "lora_files"))
+    updates = side_figures([goft, short], ["global", "global"], [None, None])
+    a, b = ({k: u["value"] for k, u in zip(("heatmap", "histogram", "norms", "spectrum"), updates[i:i + 4])}
+            for i in (0, 4))
+    for key in a:
+        assert a[key].layout.margin.t == b[key].layout.margin.t, key
+    def text(fig) -> str:  # the title as read: tags and wrapped lines joined
+        return " ".join(re.sub(r"<[^>]+>", " ", fig.layout.title.text).split())
+
+    assert "shared by both columns" in text(a["histogram"])
+    alone = side_figures([goft, lora], ["global", "global"], [None, None])[1]["value"]
+    assert "from the data" in text(alone) and "shared" not in text(alone)
+
+
 def test_junk_zip_is_an_inspection_error(adapters):
     with pytest.raises(InspectionError, match="junk.zip is not a valid zip file"):
         run_inspection([adapters["junk"]], "none", 20)
@@ -107,7 +127,9 @@ def _plot_layout(page, elem_id: str) -> dict:
         const plot = root && root.querySelector('.js-plotly-plot');
         if (!plot || !plot._fullLayout) return null;
         const l = plot._fullLayout;
-        return {x: l.xaxis.range, y: l.yaxis.range, height: l.height, top: root.getBoundingClientRect().top};
+        const area = plot.querySelector('.nsewdrag');
+        return {x: l.xaxis.range, y: l.yaxis.range, height: l.height, top: root.getBoundingClientRect().top,
+                area: area ? area.getBoundingClientRect().top : null};
     }""", elem_id)
 
 
@@ -127,9 +149,9 @@ def test_inspect_tab_in_the_browser(adapters):
         assert "GOFT" in page.locator("#inspect-summary").inner_text()
         # the flags are collapsed, their count in the accordion's label
         box = page.locator("#inspect-flags-box")
-        assert "Health flags (1)" in box.inner_text()
+        assert "Health flags (1 raised)" in box.inner_text()
         assert not page.locator("#inspect-flags").is_visible()
-        box.get_by_text("Health flags (1)").click()
+        box.get_by_text("Health flags (1 raised)").click()
         page.locator("#inspect-flags").wait_for(state="visible", timeout=10_000)
         flags = page.locator("#inspect-flags").inner_text()
         assert f"{SATURATED} of 19 rotation angles are at a half-turn" in flags and "Checks run:" in flags
@@ -167,6 +189,10 @@ def test_inspect_tab_in_the_browser(adapters):
             assert abs(a["y"] - b["y"]) < 2, f"{key} starts at {a['y']} in A, {b['y']} in B"
         heat_a, heat_b = _plot_layout(page, "inspect-heatmap"), _plot_layout(page, "inspect-heatmap-b")
         assert heat_a["height"] == heat_b["height"]
+        for key in ("heatmap", "histogram", "norms"):  # the plot areas themselves start level
+            a, b = _plot_layout(page, f"inspect-{key}"), _plot_layout(page, f"inspect-{key}-b")
+            assert a["area"] is not None and b["area"] is not None, key
+            assert abs(a["area"] - b["area"]) < 2, f"{key}: plot area at {a['area']} in A, {b['area']} in B"
         page.locator("#inspect-row-histogram").scroll_into_view_if_needed()
         screenshot(page, "inspect_side_by_side_shared_axes")
 
