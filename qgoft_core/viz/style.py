@@ -168,8 +168,9 @@ def column(records: Sequence[Mapping], key: str) -> np.ndarray:
 # titles are wrapped here, in characters, for the narrowest chart the app shows (half of a 1024 px
 # page, ~460 px; a caller drawing a smaller chart passes ``width``), and the top margin is computed
 # from the number of lines.  Charts use the page's font (Gradio's Source Sans Pro, ~0.41 em per
-# character); the estimate CHAR_EM also holds for the wider fallbacks of an exported HTML report
-# (Verdana, DejaVu Sans: ~0.50 em).
+# character in a typical title); CHAR_EM leaves room for digits and capitals.  An exported HTML
+# report falls back to the system's font (up to ~0.50 em, DejaVu Sans), but draws its charts far
+# wider than the app's narrowest.
 FONT_FAMILY = '"Source Sans Pro", ui-sans-serif, system-ui, sans-serif'  # Gradio's page font
 FONT_SIZE = 13  # ticks, legends, axis titles (px)
 TITLE_FONT_SIZE = 16  # the title's first line (px)
@@ -177,7 +178,7 @@ NOTE_SCALE = 0.7  # plotly draws <sup> at 70 % of the title's size
 CAP_SHIFT = 0.7  # plotly's offset (em) from a top-anchored title's position to its first baseline
 DESCENT = 0.3  # below a baseline (em)
 LINE_SPACING = 1.3  # plotly's line height for multi-line text (every line, <sup> ones too), in font sizes
-CHAR_EM = 0.52  # a conservative average character width, in em
+CHAR_EM = 0.46  # an average character width with room to spare, in em (Source Sans Pro: ~0.41)
 MIN_FIGURE_WIDTH = 460  # px: the narrowest chart (half of a 1024 px page)
 TITLE_X = 8  # px: the title's left edge inside the chart (and the room kept at its right)
 TITLE_PAD_TOP = 6  # px above the first line
@@ -266,6 +267,13 @@ def top_margin(title: str | None) -> int:
         return MIN_TOP_MARGIN
     bottom = _first_baseline(lines) + (lines - 1) * LINE_SPACING * TITLE_FONT_SIZE + DESCENT * TITLE_FONT_SIZE
     return max(MIN_TOP_MARGIN, math.ceil(bottom + TITLE_GAP))
+
+
+def plain_title(title: str | go.Figure | None) -> str:
+    """A title as a reader reads it: tags dropped, wrapped lines joined (for tests and text searches)."""
+    if isinstance(title, go.Figure):
+        title = title.layout.title.text
+    return " ".join(_TAG.sub(" ", title or "").split())
 
 
 def set_title(fig: go.Figure, title: str, width: int | None = None) -> go.Figure:

@@ -70,6 +70,15 @@ def test_narrower_charts_get_shorter_lines_and_a_short_title_is_untouched():
     assert wrap_title("Held-out accuracy") == "Held-out accuracy"
 
 
+def test_plain_title_reads_a_wrapped_title_as_one_sentence():
+    title = with_note("Original skill kept (retention probe)", "dashed: the base (100%); a little above is "
+                      "noise around the base")
+    fig = apply_style(go.Figure(), title, 320, width=300)
+    assert "<br>" in fig.layout.title.text.split("<sup>", 1)[1]  # the note was wrapped ...
+    assert "a little above is noise around the base" in S.plain_title(fig)  # ... and still reads as written
+    assert S.plain_title(fig) == S.plain_title(title)
+
+
 def test_tags_are_never_split_and_take_no_room():
     text = 'a <span style="color: red">red word</span> ' + "and more words " * 10
     wrapped = wrap_title(text, width=300)
