@@ -168,7 +168,8 @@ def min_neurons(snapshot: dict) -> Optional[int]:
 
 
 def layer_choices(names: list[str]) -> list[tuple[str, str]]:
-    return [(f"{F.short_layer_name(n)}  ({n})", n) for n in names]
+    """(short name, module path): the menu shows the short name; the line below it names the full path."""
+    return [(F.short_layer_name(n), n) for n in names]
 
 
 def selected_layer(names: list[str], view: ViewState) -> Optional[str]:

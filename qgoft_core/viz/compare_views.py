@@ -15,7 +15,9 @@ import plotly.graph_objects as go
 
 from qgoft_core.explore.compare import COMPARE_METHODS, ORTH_LEAST_SQUARES, ORTH_UNTOUCHED, CompareResult
 from qgoft_core.viz.compare_charts import accuracy_vs_kept, method_compare_bars
-from qgoft_core.viz.style import ENERGY_ROUNDING, LOG_FLOOR, ORTH_TOLERANCE, rounding_band
+from qgoft_core.viz.style import ENERGY_ROUNDING, LOG_FLOOR, ORTH_TOLERANCE, rounding_band, set_title
+
+SMALL_MULTIPLE = 300  # px: the narrowest bar chart of the grid (three in a row at 1024 px)
 
 __all__ = ["BAR_METRICS", "COLUMNS", "COLUMN_HELP", "SPREAD_RULE", "compare_bar_figures", "describe", "gap_supported",
            "kept_figure", "method_choices", "seed_noise_points", "summary_markdown", "table_rows", "wins_markdown"]
@@ -184,7 +186,7 @@ def compare_bar_figures(result: CompareResult) -> dict[str, go.Figure]:
                     fig.add_trace(rounding_band(ENERGY_ROUNDING, 0, 1, xaxis="x2"))
                     fig.update_layout(xaxis2=dict(overlaying="x", range=[0, 1], visible=False))
                     note = f"grey band: float32 rounding (≤ {ENERGY_ROUNDING:.0e}), no change"
-                fig.update_layout(title_text=f"{title}<br><sup>{note}</sup>")
+                set_title(fig, f"{title}<br><sup>{note}</sup>", width=SMALL_MULTIPLE)
             elif shown:
                 fig.update_yaxes(range=[0, max(shown) * 1.18 if max(shown) > 0 else 1])
             sds = [_sd(r, name) * scale for r in rows]
@@ -197,8 +199,8 @@ def compare_bar_figures(result: CompareResult) -> dict[str, go.Figure]:
                 bar.text = [f"{v:.{digits}f}" if v is not None and math.isfinite(v) else "n/a" for v in bar.y]
                 bar.update(textposition="inside", insidetextanchor="start", textangle=0)
                 if name == "sec_per_step":  # a wide spread here is the machines', not the method's
-                    fig.update_layout(title_text=f"{title}<br><sup>bars: ± sd over the seeds' runs, which "
-                                                 "follows each machine's load and thread count</sup>")
+                    set_title(fig, f"{title}<br><sup>bars: ± sd over the seeds' runs, which follows each "
+                                   "machine's load and thread count</sup>", width=SMALL_MULTIPLE)
                 tops = [v + (sd if math.isfinite(sd) else 0) for v, sd in zip(bar.y, sds)
                         if v is not None and math.isfinite(v)]
                 if tops:
@@ -206,10 +208,12 @@ def compare_bar_figures(result: CompareResult) -> dict[str, go.Figure]:
             if name == "retention_kept" and shown:
                 fig.add_trace(go.Scatter(x=[0, 1], y=[100, 100], xaxis="x2", mode="lines", hoverinfo="skip",
                                          name="base model (100%)", line=dict(color="black", dash="dash", width=1)))
-                fig.update_layout(xaxis2=dict(overlaying="x", range=[0, 1], visible=False),
-                                  title_text=f"{title}<br><sup>dashed: the base (100%); a little above "
-                                             "is noise around the base</sup>")
-        fig.update_layout(height=320, margin=dict(l=60, r=15, t=60, b=70), showlegend=False)
+                fig.update_layout(xaxis2=dict(overlaying="x", range=[0, 1], visible=False))
+                set_title(fig, f"{title}<br><sup>dashed: the base (100%); a little above is noise around "
+                               "the base</sup>", width=SMALL_MULTIPLE)
+        if fig.layout.title.text and "<br>" not in fig.layout.title.text:  # a plain title, wrapped for the grid
+            set_title(fig, fig.layout.title.text, width=SMALL_MULTIPLE)
+        fig.update_layout(height=320, margin=dict(l=60, r=15, b=70), showlegend=False)
         fig.update_xaxes(title_text=None, tickangle=-30)
         figures[name] = fig
     return figures
@@ -234,9 +238,9 @@ def kept_figure(result: CompareResult) -> go.Figure:
             trace.error_y = dict(type="data", array=[100 * v if math.isfinite(v) else 0 for v in sd],
                                  visible=True, thickness=1, width=3)
     if len(result.seeds) > 1:
-        fig.update_layout(title_text="Accuracy vs knowledge kept over training<br><sup>mean over seeds "
-                                     f"{_seed_list(result)} at each evaluation (bars: ± sd of accuracy), "
-                                     "starting at step 0 (CKA 1, left); up and to the left is better</sup>")
+        set_title(fig, "Accuracy vs knowledge kept over training<br><sup>mean over seeds "
+                       f"{_seed_list(result)} at each evaluation (bars: ± sd of accuracy), "
+                       "starting at step 0 (CKA 1, left); up and to the left is better</sup>")
     fig.update_xaxes(autorange="reversed")  # left to right: further from the base
     return fig
 

@@ -196,6 +196,7 @@ def metric_over_steps(
     band: float | None = None,
     band_label: str | None = None,
     references: Sequence[ReferenceLine] = (),
+    note: str | None = None,
 ) -> go.Figure:
     """One line per layer of a scalar recorded at each snapshot.
 
@@ -209,7 +210,7 @@ def metric_over_steps(
     the lines lie on top (:func:`~qgoft_core.viz.style.rounding_band`; its
     name is ``band_label``): values inside it are rounding.  ``references``
     (other runs, :class:`ReferenceLine`) are drawn last, thin, grey and dotted,
-    each named in the legend.
+    each named in the legend.  ``note`` opens the title's second line.
     """
     steps = np.asarray(snap_steps)
     keep = downsample_indices(len(steps), max_points)
@@ -276,7 +277,7 @@ def metric_over_steps(
                 hovertemplate=f"{ref.label}<br>step %{{x}}<br>{y_title} %{{customdata:.3g}}<extra></extra>",
             )
         )
-    notes = []
+    notes = [note] if note else []  # the caller's note first, then how the lines are drawn
     if any_clipped:
         notes.append(f"values below {LOG_FLOOR:g} (including exact zeros) drawn at {LOG_FLOOR:g}")
     if many_layers:
@@ -350,13 +351,6 @@ def energy_drift_over_steps(
         band=level,
         band_label=f"float32 rounding (≤ {level:.1g}): unchanged",
         references=_references(earlier, "he_drift"),
+        note=f"grey band: float32 rounding (≤ {level:.1g}), no change",
     )
-    note = f"grey band: float32 rounding (≤ {level:.1g}), no change"
-    title = fig.layout.title.text
-    if "<br><sup>" in title:
-        head, rest = title.split("<br><sup>", 1)
-        title = f"{head}<br><sup>{note}; {rest}"
-    else:
-        title = with_note(title, note)
-    fig.update_layout(title_text=title)
     return fig

@@ -8,8 +8,7 @@
 - headings, buttons, tabs and accordion labels are drawn in one font each (no glyph from a
   fallback font, no emoji that may not exist at all).
 
-Checks a fix in another tab's files still waits for are listed in PENDING: while only those
-fail, the test is an expected failure; anything else fails it. Screenshots go to test-artifacts/.
+Screenshots go to test-artifacts/.
 """
 from __future__ import annotations
 
@@ -22,20 +21,6 @@ from tests.browser.browser_utils import browser_page, build_test_app, launched, 
 
 TABS = ("Train", "Compare", "Inspect", "Givens playground", "Lessons", "Learn")
 WIDTHS = (1440, 1024)
-# Changes that belong to the Train and Compare tabs' own files (issue 13, item 13); remove an entry
-# once its fix has landed.
-PENDING = {
-    # ui/train/panels.py: shorter model / task labels; ui/train_views.py: the layer's short name only
-    "dropdown": {"model", "task", "layer-select"},
-    # qgoft_core/viz/training_charts.py: the energy chart's note is spliced into the title after
-    # apply_style (one unwrapped line); qgoft_core/viz/compare_views.py sets the bars' notes with
-    # update_layout(title_text=...): both should go through style.set_title
-    "title": {"lessons-energy-a", "lessons-energy-b", "energy-plot", "compare-bars-sec-per-step"},
-    # ui/train/panels.py: gr.Group(elem_id="upload-group")
-    "id": {"upload-group"},
-    # ui/train/panels.py: "↺ Reset" (no ↺ in the page font), "📖 Watch a lesson" (an emoji)
-    "font": {"reset-btn", "watch-lesson-btn"},
-}
 
 # -- what is measured in the page ------------------------------------------------------------------
 _DROPDOWNS_JS = """(choices) => {
@@ -129,13 +114,9 @@ def _fonts(page) -> dict[str, str]:
 
 
 def _verdict(found: dict[str, dict]) -> None:
-    """Fail on anything not pending; an expected failure while only pending items remain."""
-    own = {kind: {k: v for k, v in items.items() if k not in PENDING[kind]} for kind, items in found.items()}
-    own = {kind: items for kind, items in own.items() if items}
-    assert not own, f"cut or inconsistent: {own}"
-    waiting = {kind: sorted(items) for kind, items in found.items() if items}
-    if waiting:
-        pytest.xfail(f"only fixes pending in other files remain: {waiting}")
+    """Fail on anything cut, duplicated or drawn in a fallback font."""
+    found = {kind: items for kind, items in found.items() if items}
+    assert not found, f"cut or inconsistent: {found}"
 
 
 # -- fixtures ----------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from qgoft_core.explore.compare import CompareResult, CompareRow
 from qgoft_core.tuners.qgoft.layer import QGOFTLayer
 from qgoft_core.viz import compare_views as CV
 from qgoft_core.viz import figures as F
+from qgoft_core.viz.style import plain_title
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -238,6 +239,6 @@ def test_skill_kept_above_100_is_explained_where_shown():
     from demos import comparisons
 
     fig = CV.compare_bar_figures(comparisons.load_precomputed("sentiment"))["retention_kept"]
-    assert "noise around the base" in fig.layout.title.text
+    assert "noise around the base" in plain_title(fig)  # the title as read, its wrapped lines joined
     assert "noise around the base" in CV.COLUMN_HELP["skill kept (%)"]
     assert any(t.name == "base model (100%)" for t in fig.data)

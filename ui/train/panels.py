@@ -21,8 +21,8 @@ from ui.train import teacher
 
 # Hub models offered besides the default where any model may be loaded (they need a network).
 MODEL_SUGGESTIONS = ("prajjwal1/bert-tiny", "google/bert_uncased_L-2_H-128_A-2", "distilbert-base-uncased")
-BUILTIN_TASK_CHOICES = [("Sentiment: film reviews, positive / negative (built-in)", "sentiment"),
-                        ("Topic: news headlines, 4 topics (built-in)", "topic")]
+BUILTIN_TASK_CHOICES = [("Film reviews: positive / negative", "sentiment"),
+                        ("News headlines: 4 topics", "topic")]
 SCALING_CHOICES = [("none: a pure rotation", "none"), ("output: one scale per neuron", "output"),
                    ("input: one scale per input (GOFT*)", "input")]
 LAYER_CHOICES = [("all attention and MLP layers", "all"), ("attention only", "attention"), ("MLP only", "mlp")]
@@ -37,11 +37,11 @@ CHART_TITLES = {V.LOSS_PLOT: "Loss and accuracy", V.HEATMAP: "Rotation angles, a
 
 def model_choices(registry: RunRegistry) -> tuple[list[tuple[str, str]], bool]:
     """(choices, whether free text is allowed): the default first, then the allow-list or suggestions."""
-    default = [("all-MiniLM-L6-v2 (offline default, 22.7M parameters)", DEFAULT_MODEL_ID)]
+    default = [("all-MiniLM-L6-v2 (offline, 22.7M)", DEFAULT_MODEL_ID)]
     allowed = registry.allowed_models()
     if allowed is not None:
         return default + [(m, m) for m in allowed], False
-    return default + [(f"{m} (needs a network)", m) for m in MODEL_SUGGESTIONS], True
+    return default + [(m, m) for m in MODEL_SUGGESTIONS], True  # the menu's info says they need a network
 
 
 def notes_markdown(key: str, hidden: frozenset = frozenset()) -> str:
@@ -94,10 +94,12 @@ def settings_panel(registry: RunRegistry, max_steps: int) -> SettingsPanel:
         model = gr.Dropdown(choices=choices, value=DEFAULT_MODEL_ID, allow_custom_value=free_text,
                             label="Model", elem_id="model",
                             info="The frozen pretrained model. The default ships with the app and works "
-                                 "offline" + ("; or type a Hugging Face id." if free_text else "."))
+                                 "offline" + ("; the others, or any Hugging Face id you type, need a network."
+                                              if free_text else "."))
         task = gr.Dropdown(choices=BUILTIN_TASK_CHOICES, value="sentiment", label="Task", elem_id="task",
-                           info="What the classifier on top of the model learns: a built-in task or your file.")
-        with gr.Group(elem_id="upload-group") as upload_group:
+                           info="What the classifier on top of the model learns: a built-in task (film "
+                                "reviews, news headlines) or your file.")
+        with gr.Group() as upload_group:  # no elem_id: Gradio 6 writes a Group's id on two nested divs
             upload = gr.File(label="Your data: CSV, TSV or JSON Lines with a text and a label column",
                              file_types=[".csv", ".tsv", ".jsonl", ".txt"], type="filepath", height=130,
                              elem_id="upload")
@@ -151,9 +153,9 @@ def transport_panel() -> TransportPanel:
         train = gr.Button("▶ Train", variant="primary", elem_id="train-btn")
         pause = gr.Button("Pause", elem_id="pause-btn")
         step = gr.Button("Step +1", elem_id="step-btn")
-        reset = gr.Button("↺ Reset", elem_id="reset-btn")
+        reset = gr.Button("Reset", elem_id="reset-btn")
         new_seed = gr.Button("New seed", elem_id="new-seed-btn")
-    lesson = gr.Button("📖 Watch a lesson (a finished run, replayed at once) while you wait", size="sm",
+    lesson = gr.Button("Watch a lesson (a finished run, replayed at once) while you wait", size="sm",
                        variant="secondary", elem_id="watch-lesson-btn")
     return TransportPanel(link_notice, new_run, train, pause, step, reset, new_seed, lesson)
 

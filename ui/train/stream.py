@@ -38,7 +38,7 @@ MIN_INTERVAL = 0.5  # seconds between two updates of the page, at least (<= 2 pe
 BUDGET = 0.04  # each kind of view may cost at most this fraction of the training time
 SERVER_BUDGET = 0.3  # ...and all visitors' drawing together at most this fraction of the wall time
 TICK = 1.0  # the watching generator yields at least this often, even with nothing new
-LESSONS_HINT = "While you wait: **📖 Watch a lesson** (below the Train buttons) replays a finished run at once."
+LESSONS_HINT = "While you wait: **Watch a lesson** (below the Train buttons) replays a finished run at once."
 
 
 class Throttle:
