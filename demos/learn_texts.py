@@ -217,6 +217,12 @@ TOUR_STEPS: list[dict[str, str]] = [
         "title": "2. Choose a run",
         "text": "On the Train tab, pick the method (GOFT, qGOFT, LoRA ...), the scaling, the "
         "penalty weight λ (qGOFT only), the learning rate, the steps and the seed.",
+        # On a teacher's link some of these are hidden: the tour then names only the others.
+        "controls": (("method", "the method (GOFT, qGOFT, LoRA ...)"), ("scaling", "the scaling"),
+                     ("lam", "the penalty weight λ (qGOFT only)"), ("lr", "the learning rate"),
+                     ("steps", "the steps"), ("seed", "the seed")),
+        "all_hidden": "On the Train tab, your teacher has fixed the run's settings: they are listed, "
+        "read-only, at the top of the settings.",
         "target": "train-controls",
     },
     {
@@ -225,6 +231,10 @@ TOUR_STEPS: list[dict[str, str]] = [
         "model). Pause stops it, Step +1 trains one step, Reset goes back to step 0 with the same "
         "seed, New seed draws another. The status line below says where the run is, and the "
         "charts below fill in as it trains: the next steps point at two of them.",
+        "if_hidden": {"seed": "Press ▶ Train to start the run (the first one may take a moment to load "
+                      "the model). Pause stops it, Step +1 trains one step, Reset goes back to step 0. "
+                      "The status line below says where the run is, and the charts below fill in as it "
+                      "trains: the next steps point at two of them."},
         "target": "transport",
     },
     {

@@ -8,6 +8,7 @@ so it costs no server round trip and does nothing if the panel is hidden).
 from __future__ import annotations
 
 import json
+from typing import Collection, Optional
 
 import gradio as gr
 
@@ -18,9 +19,8 @@ from ui.context import AppContext
 TOUR_PANELS: dict[str, tuple[str, str]] = {
     "playground-tab": ("playground-tab", "the Givens playground tab"),
     "lessons-tab": ("lessons-tab", "the Lessons tab"),
-    "train-controls": ("train-tab", "Train tab: the run settings (method, scaling, λ, learning rate, "
-                                    "steps, seed)"),
-    "transport": ("train-tab", "Train tab: the ▶ Train / Pause / Step +1 / Reset / New seed buttons"),
+    "train-controls": ("train-tab", "Train tab: the run settings"),
+    "transport": ("train-tab", "Train tab: the ▶ Train button and the ones beside it"),
     "status": ("train-tab", "Train tab: the status line"),
     "loss-plot": ("train-tab", "Train tab: the loss chart"),
     "angle-heatmap": ("train-tab", "Train tab: the rotation-angle heatmap"),
@@ -58,22 +58,43 @@ _SHOW_ME_JS = """
 """
 
 
-def tour_step_markdown(index: int) -> str:
-    """The text of tour step ``index`` (clamped), naming the panel it points at."""
+def tour_step_markdown(index: int, hidden: Collection[str] = ()) -> str:
+    """The text of tour step ``index`` (clamped), naming the panel it points at.
+
+    `hidden`: the controls a teacher's link hides (ui/share.py); a step that lists controls
+    names only the visible ones, so the tour never sends a student to a control they cannot see.
+    """
     index = max(0, min(len(TOUR_STEPS) - 1, int(index)))
     step = TOUR_STEPS[index]
     panel = TOUR_PANELS.get(step["target"], (None, step["target"]))[1]
     return (f"**Step {index + 1} of {len(TOUR_STEPS)}: {step['title'].split('. ', 1)[-1]}**\n\n"
-            f"{step['text']}\n\n*Where:* {panel}.")
+            f"{_step_text(step, hidden)}\n\n*Where:* {panel}.")
 
 
-def _move(index: int, delta: int) -> tuple:
+def _step_text(step: dict, hidden: Collection[str]) -> str:
+    for key, text in step.get("if_hidden", {}).items():
+        if key in hidden:
+            return text
+    controls = step.get("controls")
+    if not controls or not any(key in hidden for key, _ in controls):
+        return step["text"]
+    shown = [words for key, words in controls if key not in hidden]
+    if not shown:
+        return step["all_hidden"]
+    listed = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+    return (f"On the Train tab, pick {listed}; your teacher has fixed the rest (listed, read-only, at the "
+            "top of the settings).")
+
+
+def _move(ctx: AppContext, index: int, delta: int, request: Optional[gr.Request] = None) -> tuple:
     index = max(0, min(len(TOUR_STEPS) - 1, int(index) + delta))
-    return (index, tour_step_markdown(index), gr.update(interactive=index > 0),
+    session = getattr(request, "session_hash", None)
+    hidden = ctx.runs.visitor(session).hidden if session else ()
+    return (index, tour_step_markdown(index, hidden), gr.update(interactive=index > 0),
             gr.update(interactive=index < len(TOUR_STEPS) - 1))
 
 
-def build_tour() -> None:
+def build_tour(ctx: AppContext) -> None:
     """The step-through tour panel (Back / Next / Show me)."""
     targets = [[TOUR_PANELS.get(s["target"], ("", s["target"]))[0], s["target"]] for s in TOUR_STEPS]
     index = gr.State(0)
@@ -83,9 +104,15 @@ def build_tour() -> None:
             back = gr.Button("◀ Back", size="sm", interactive=False, elem_id="tour-back")
             show = gr.Button("Show me", size="sm", elem_id="tour-show")
             nxt = gr.Button("Next ▶", size="sm", elem_id="tour-next")
-    back.click(lambda i: _move(i, -1), index, [index, text, back, nxt], queue=False,
+    def back_one(i: int, request: gr.Request) -> tuple:
+        return _move(ctx, i, -1, request)
+
+    def next_one(i: int, request: gr.Request) -> tuple:
+        return _move(ctx, i, +1, request)
+
+    back.click(back_one, index, [index, text, back, nxt], queue=False,
                show_progress="hidden", api_visibility="private")
-    nxt.click(lambda i: _move(i, +1), index, [index, text, back, nxt], queue=False,
+    nxt.click(next_one, index, [index, text, back, nxt], queue=False,
               show_progress="hidden", api_visibility="private")
     show.click(None, None, None, js=_SHOW_ME_JS % json.dumps(targets))
 
@@ -95,5 +122,5 @@ def build_learn_tab(ctx: AppContext) -> None:
     with gr.Accordion(f"Guided tour ({len(TOUR_STEPS)} short steps)", open=True, elem_id="tour-accordion"):
         gr.Markdown("New here? Step through the app's main panels in order; **Show me** opens the "
                     "panel and outlines it.")
-        build_tour()
+        build_tour(ctx)
     gr.Markdown(LEARN_MARKDOWN, latex_delimiters=LATEX_DELIMITERS, elem_id="learn-text")

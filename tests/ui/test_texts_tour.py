@@ -65,3 +65,18 @@ def test_tour_order_train_before_charts_and_lessons_included():
     assert charts and min(charts) > press
     for i in range(len(TOUR_STEPS)):
         assert f"Step {i + 1} of {len(TOUR_STEPS)}" in tour_step_markdown(i)
+
+
+def test_on_a_teachers_link_the_tour_names_only_visible_controls():
+    """A student whose link hides method and learning rate is not sent to them by the tour."""
+    from ui.share import HIDEABLE
+    step2 = next(i for i, s in enumerate(TOUR_STEPS) if s.get("controls"))
+    text = tour_step_markdown(step2, {"method", "lr"})
+    assert "the method" not in text and "learning rate" not in text
+    assert "the seed" in text and "fixed the rest" in text
+    assert "penalty weight" in tour_step_markdown(step2, set())  # no link: the full list
+    every = {key for key, _ in TOUR_STEPS[step2]["controls"]}
+    assert every <= set(HIDEABLE)
+    assert "fixed the run's settings" in tour_step_markdown(step2, every)
+    for i, step in enumerate(TOUR_STEPS):  # a hidden seed also hides the New seed button
+        assert "New seed" not in tour_step_markdown(i, {"seed"})
