@@ -26,10 +26,10 @@ def test_views_in_the_browser():
         screenshot(page, "views-lessons-energy", selector="#lessons-energy-a >> xpath=../..")
         assert "rounding" in page.locator("#lessons-energy-a").inner_text()
 
-        # -- Compare: the summary names no winner; the energy bars carry the band
+        # -- Compare: the summary crowns nobody (it weighs gaps by the seeds' spread); energy bars carry the band
         page.get_by_role("tab", name="Compare").click()
         summary = page.locator("#compare-summary")
-        wait_until(lambda: "One seed per method" in summary.inner_text(), 30, message="the summary")
+        wait_until(lambda: "mean ± sd" in summary.inner_text(), 30, message="the summary")
         assert "Most accurate" not in summary.inner_text()
         plot_svg(page, "compare-bars-he-drift").wait_for(state="visible", timeout=30_000)
         page.locator("#compare-bars-he-drift").scroll_into_view_if_needed()
