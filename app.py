@@ -53,6 +53,7 @@ CSS = """
 .chart-notes { font-size: 0.9em; color: var(--body-text-color-subdued); }
 #status { font-size: 1.02em; }
 #link-notice { border-left: 4px solid #d97706; padding-left: 0.6em; }
+#new-run-notice, #teacher-fixed { border-left: 4px solid #2563eb; padding-left: 0.6em; }
 """
 
 
