@@ -212,7 +212,29 @@ def verdict(methods: list[dict]) -> str:
                  f"{'met' if keeper['key'] == 'qgoft' else 'NOT met'}.")
     else:
         text += "."
-    return text
+    return text + "\n" + spread_verdict(methods)
+
+
+def spread_verdict(methods: list[dict]) -> str:
+    """Which gaps between methods the seeds' spread supports, for accuracy and for skill kept.
+
+    The Compare tab's rule (qgoft_core.viz.compare_views.SPREAD_RULE): a gap counts when it is
+    larger than the two sds added together.
+    """
+    from qgoft_core.viz.compare_views import SPREAD_RULE, gap_supported
+    lines = [f"Rule: {SPREAD_RULE}."]
+    for name, title in (("accuracy", "Test accuracy"), ("retention_kept", "Skill kept")):
+        ranked = sorted(methods, key=lambda m: -m[name])
+        apart, close = [], []
+        for i, a in enumerate(ranked):
+            for b in ranked[i + 1:]:
+                gap = 100 * (a[name] - b[name])
+                verdict = gap_supported(a[name], a[name + "_sd"], b[name], b[name + "_sd"])
+                pair = f"{a['label']} > {b['label']} ({gap:.1f})" if verdict else f"{a['label']} ~ {b['label']} ({gap:.1f})"
+                (apart if verdict else close).append(pair)
+        lines.append(f"{title}, supported gaps (points): {'; '.join(apart) or 'none'}. "
+                     f"Not separated by these seeds: {'; '.join(close) or 'none'}.")
+    return "\n".join(lines)
 
 
 def markdown_table(methods: list[dict]) -> str:

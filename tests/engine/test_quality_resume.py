@@ -154,3 +154,14 @@ def test_merge_joins_parallel_files_complete_over_partial(data_dir, tmp_path, fa
     b.write_text(json.dumps(other))
     with pytest.raises(SystemExit, match="another protocol"):
         quality.main(["--merge", str(a), str(b), "--json", str(merged)])
+
+
+def test_the_verdict_says_which_gaps_the_spread_supports():
+    def method(label, acc, sd, kept, kept_sd):
+        return {"key": label.lower(), "label": label, "accuracy": acc, "accuracy_sd": sd,
+                "retention_kept": kept, "retention_kept_sd": kept_sd}
+    text = quality.spread_verdict([method("A", 0.82, 0.003, 0.97, 0.004), method("B", 0.817, 0.006, 0.986, 0.002),
+                                   method("C", 0.757, 0.005, 1.0, 0.0)])
+    accuracy, kept = (line for line in text.splitlines() if line.startswith(("Test accuracy", "Skill kept")))
+    assert "A > C" in accuracy and "B > C" in accuracy and "A ~ B" in accuracy  # 0.3 < 0.3 + 0.6
+    assert "C > B" in kept and "B > A" in kept and "none" in kept.split("Not separated")[1]
