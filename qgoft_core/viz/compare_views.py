@@ -278,14 +278,23 @@ def seed_noise_points(result: CompareResult, accuracy: float) -> float:
 
 
 SPREAD_RULE = ("a gap counts as supported by the spread when it is larger than the two methods' sds "
-               "added together; a smaller one is not separated by these seeds")
+               "added together (an accuracy's sd counted as at least one held-out example, so that "
+               "seeds that all score the same do not make every gap look real); a smaller one is not "
+               "separated by these seeds")
 
 
-def gap_supported(a: float, sd_a: float, b: float, sd_b: float) -> bool | None:
-    """Whether |a − b| exceeds sd_a + sd_b (SPREAD_RULE); None when a spread is unknown (one run)."""
+def gap_supported(a: float, sd_a: float, b: float, sd_b: float, floor: float = 0.0) -> bool | None:
+    """Whether |a − b| exceeds sd_a + sd_b, each sd at least `floor` (SPREAD_RULE); None when a
+    spread is unknown (one run)."""
     if not all(math.isfinite(v) for v in (a, sd_a, b, sd_b)):
         return None
-    return abs(a - b) > sd_a + sd_b
+    return abs(a - b) > max(sd_a, floor) + max(sd_b, floor)
+
+
+def _floor(result: CompareResult, name: str) -> float:
+    """The smallest sd an accuracy is judged with: one held-out example (0 for other columns)."""
+    size = _heldout_size(result) if name == "accuracy" else None
+    return 1.0 / size if size else 0.0
 
 
 def _pct(row: Any, name: str) -> str:
@@ -332,8 +341,9 @@ def summary_markdown(result: CompareResult) -> str:
         lines.append(f"Every number is the **mean ± sd over {seeds}** ({runs} runs per method; sd: the "
                      f"sample standard deviation). Highest mean accuracy: **{best.label}** ({_pct(best, 'accuracy')}); "
                      f"{SPREAD_RULE}.")
+        floor = _floor(result, "accuracy")
         clear = [r for r in rows if r is not best and gap_supported(best.accuracy, _sd(best, "accuracy"),
-                                                                   r.accuracy, _sd(r, "accuracy"))]
+                                                                   r.accuracy, _sd(r, "accuracy"), floor)]
         within = [r for r in rows if r is not best and r not in clear]
         if clear:
             lines.append("Its lead is supported over " + ", ".join(f"{r.label} ({_pct(r, 'accuracy')})"
@@ -389,12 +399,12 @@ def _value_text(row: Any, name: str) -> str:
 _VERDICTS = {True: "a gap the spread supports", False: "not separated by the spread", None: "one run each"}
 
 
-def _verdict(name: str, a: Any, b: Any) -> bool | None:
+def _verdict(name: str, a: Any, b: Any, floor: float = 0.0) -> bool | None:
     """SPREAD_RULE on column `name` of rows a and b."""
-    return gap_supported(getattr(a, name), _sd(a, name), getattr(b, name), _sd(b, name))
+    return gap_supported(getattr(a, name), _sd(a, name), getattr(b, name), _sd(b, name), floor)
 
 
-def _win_clause(name: str, what: str, winner: Any, ranked: list, lora: Any) -> str:
+def _win_clause(name: str, what: str, winner: Any, ranked: list, lora: Any, floor: float = 0.0) -> str:
     """"most of the base's skill kept, 99.4 ± 0.2% with 21K trainable parameters, against LoRA's …"."""
     text = f"{what}, {_value_text(winner, name)}"
     if name == "retention_kept":
@@ -403,14 +413,14 @@ def _win_clause(name: str, what: str, winner: Any, ranked: list, lora: Any) -> s
         text += f", against LoRA's {_value_text(lora, name)}"
         if name == "retention_kept":
             text += f" with {_count(lora.trainable_params)}"
-        if _verdict(name, winner, lora) is not None:  # one run each: said once, at "next"
-            text += f" ({_VERDICTS[_verdict(name, winner, lora)]})"
+        if _verdict(name, winner, lora, floor) is not None:  # one run each: said once, at "next"
+            text += f" ({_VERDICTS[_verdict(name, winner, lora, floor)]})"
     tied = [r for r in ranked[1:] if getattr(r, name) == getattr(winner, name)]
     runner = next((r for r in ranked[1:] if r not in tied), None)
     if tied:
         text += f" (shared with {', '.join(r.label for r in tied)})"
     elif runner is not None and name != "trainable_params":
-        text += f" (next: {runner.label}, {_value_text(runner, name)}: {_VERDICTS[_verdict(name, winner, runner)]})"
+        text += f" (next: {runner.label}, {_value_text(runner, name)}: {_VERDICTS[_verdict(name, winner, runner, floor)]})"
     return text
 
 
@@ -437,7 +447,7 @@ def wins_markdown(result: CompareResult) -> str:
         best = getattr(ranked[0], name)
         for winner in [r for r in ranked if getattr(r, name) == best]:
             others = [winner] + [r for r in ranked if r is not winner]
-            wins[winner.key].append(_win_clause(name, what, winner, others, lora))
+            wins[winner.key].append(_win_clause(name, what, winner, others, lora, _floor(result, name)))
     exact = [r for r in adapters if r.orth_dev_kind != ORTH_LEAST_SQUARES and math.isfinite(r.orth_dev)
              and r.orth_dev <= ORTH_TOLERANCE and math.isfinite(r.he_drift) and abs(r.he_drift) <= ENERGY_ROUNDING]
     for row in exact:

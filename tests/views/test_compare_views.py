@@ -158,3 +158,11 @@ def test_kept_figure_shows_the_spread_of_each_point():
     goft = next(t for t in fig.data if t.name == "GOFT")
     assert list(goft.error_y.array) == pytest.approx([0.0, 2.0])
     assert "mean over seeds 0, 1, 2" in fig.layout.title.text
+
+
+def test_an_accuracy_sd_counts_as_at_least_one_heldout_example():
+    """Seeds that all score 100% (sd 0) do not make a 0.3-point gap on 180 examples look real."""
+    from qgoft_core.viz.compare_views import gap_supported
+    assert gap_supported(1.0, 0.0, 0.997, 0.0) is True  # the bare rule
+    assert gap_supported(1.0, 0.0, 0.997, 0.0, floor=1 / 180) is False
+    assert gap_supported(1.0, 0.0, 0.95, 0.01, floor=1 / 180) is True
