@@ -191,7 +191,7 @@ def summarize(key: str, runs: list[dict], grid: list[dict], lr: float) -> dict[s
 
 
 # -- reporting ------------------------------------------------------------------------
-def verdict(methods: list[dict]) -> str:
+def verdict(methods: list[dict], test_examples: Optional[int] = None) -> str:
     """Does qGOFT reach the issue's goal? One honest paragraph."""
     best = max(methods, key=lambda m: m["accuracy"])
     q = next((m for m in methods if m["key"] == "qgoft"), None)
@@ -212,10 +212,10 @@ def verdict(methods: list[dict]) -> str:
                  f"{'met' if keeper['key'] == 'qgoft' else 'NOT met'}.")
     else:
         text += "."
-    return text + "\n" + spread_verdict(methods)
+    return text + "\n" + spread_verdict(methods, test_examples)
 
 
-def spread_verdict(methods: list[dict]) -> str:
+def spread_verdict(methods: list[dict], test_examples: Optional[int] = None) -> str:
     """Which gaps between methods the seeds' spread supports, for accuracy and for skill kept.
 
     The Compare tab's rule (qgoft_core.viz.compare_views.SPREAD_RULE): a gap counts when it is
@@ -229,7 +229,8 @@ def spread_verdict(methods: list[dict]) -> str:
         for i, a in enumerate(ranked):
             for b in ranked[i + 1:]:
                 gap = 100 * (a[name] - b[name])
-                verdict = gap_supported(a[name], a[name + "_sd"], b[name], b[name + "_sd"])
+                floor = 1.0 / test_examples if test_examples and name == "accuracy" else 0.0
+                verdict = gap_supported(a[name], a[name + "_sd"], b[name], b[name + "_sd"], floor)
                 pair = f"{a['label']} > {b['label']} ({gap:.1f})" if verdict else f"{a['label']} ~ {b['label']} ({gap:.1f})"
                 (apart if verdict else close).append(pair)
         lines.append(f"{title}, supported gaps (points): {'; '.join(apart) or 'none'}. "
@@ -399,7 +400,7 @@ def main(argv=None) -> None:
         written = save()
     complete = [m for m in written if not m.get("partial")]
     print("\n" + markdown_table(complete) + "\n")
-    print(verdict(complete))
+    print(verdict(complete, len(task.test_texts)))
     print(f"\n# {(time.monotonic() - started) / 60:.1f} min; wrote {args.json}")
 
 
@@ -453,7 +454,8 @@ def merge_files(target: Path, sources: list[Path]) -> list[dict]:
     complete = [m for m in merged if not m.get("partial")]
     out = {**files[-1], "command": commands[-1], "commands": commands, "merged_from": [str(p) for p in sources],
            "minutes": round(sum(d.get("minutes", 0) for d in files), 1), "methods": merged,
-           "markdown": markdown_table(complete), "verdict": verdict(complete) if complete else ""}
+           "markdown": markdown_table(complete),
+           "verdict": verdict(complete, protocol.get("test_examples")) if complete else ""}
     target.write_text(json.dumps(out, indent=1, allow_nan=False) + "\n", encoding="utf-8")
     return merged
 
@@ -475,7 +477,8 @@ def _write(args, methods, steps, seeds, multipliers, started, n_val, task) -> li
            "versions": versions(), "data": "hub:rotten_tomatoes" if args.hub else str(args.data),
            "protocol": protocol,
            "minutes": round((time.monotonic() - started) / 60, 1), "methods": methods,
-           "markdown": markdown_table(complete), "verdict": verdict(complete) if complete else ""}
+           "markdown": markdown_table(complete),
+           "verdict": verdict(complete, len(task.test_texts)) if complete else ""}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(json_safe(out), indent=1, allow_nan=False) + "\n", encoding="utf-8")
     return methods
