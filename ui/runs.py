@@ -44,7 +44,6 @@ from ui import memory
 from ui.scheduler import RotationFull, StepScheduler, Turn
 
 if TYPE_CHECKING:
-    from ui.train.earlier import RunShelf
     from qgoft_core.explore.data.tasks import TextTask
     from qgoft_core.explore.training import TrainingRun
     from ui.settings import Settings
@@ -90,7 +89,7 @@ class Visitor:
     hidden: frozenset = frozenset()  # controls hidden by a teacher's link
     turn: Optional[Turn] = None  # the visitor's place in the training rotation, while Train runs
     data_keys: set = field(default_factory=set)  # cache keys of the uploaded data's splits (freed on leaving)
-    earlier: Optional["RunShelf"] = None  # the visitor's last runs, kept to compare (ui/train/earlier.py)
+    earlier: Any = None  # the visitor's last runs, kept to compare: a ui/train/earlier.RunShelf (a layer above)
 
     @property
     def run_id(self) -> str:
