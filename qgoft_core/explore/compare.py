@@ -83,7 +83,7 @@ def _entry(key: str, label: str, note: str, variant: bool = False, **overrides: 
 # Learning rates: each method's pick from the quality benchmark's grid
 # (benchmarks/quality.py: x0.3 and x1 of a first guess, 640 movie reviews,
 # 40 steps of 16, best accuracy on 200 validation reviews, ties to the smaller
-# rate; see benchmarks/results_quality.json). The qGOFT lambda=1 variant uses
+# rate; see benchmarks/results_quality_reduced.json). The qGOFT lambda=1 variant uses
 # qGOFT's rate and exact OFT uses Neumann OFT's, so only lambda / the Cayley
 # transform differ between them.
 COMPARE_METHODS: dict[str, CompareMethod] = dict([
