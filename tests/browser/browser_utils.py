@@ -105,6 +105,18 @@ def wait_for_app(page, url: str, timeout_ms: int = 60_000) -> None:
     page.wait_for_selector("#train-btn", state="visible", timeout=timeout_ms)
 
 
+def choose(page, elem_id: str, option_text: str) -> None:
+    """Pick an option of a gr.Dropdown by its visible text."""
+    page.locator(f"#{elem_id} input").click()
+    page.get_by_role("option", name=option_text).first.click()
+
+
+def set_number(page, elem_id: str, value) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]").first
+    box.fill(str(value))
+    box.press("Tab")
+
+
 def plot_svg(page, elem_id: str):
     """The drawn plotly chart of a gr.Plot (exists once plotly has rendered it)."""
     return page.locator(f"#{elem_id} .main-svg").first

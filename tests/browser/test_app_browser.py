@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.browser_utils import (ARTIFACTS, browser_page, build_test_app, launched, plot_svg, require_chromium,
-                                 screenshot, wait_for_app, wait_until)
+from tests.browser.browser_utils import (ARTIFACTS, browser_page, build_test_app, choose, launched, plot_svg,
+                                         require_chromium, screenshot, set_number, wait_for_app, wait_until)
 
 pytestmark = pytest.mark.browser
 LONG = 240_000  # ms: a loaded 2-core machine can take minutes for the first run
@@ -43,18 +43,6 @@ def wait_for_status(page, pattern: str, timeout_ms: int = LONG) -> str:
     wait_until(lambda: re.search(pattern, page.locator("#status").inner_text()), timeout_ms / 1000,
                message=f"status matching {pattern!r}")
     return page.locator("#status").inner_text()
-
-
-def choose(page, elem_id: str, option_text: str) -> None:
-    """Pick an option of a gr.Dropdown by its visible text."""
-    page.locator(f"#{elem_id} input").click()
-    page.get_by_role("option", name=option_text).first.click()
-
-
-def set_number(page, elem_id: str, value) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]").first
-    box.fill(str(value))
-    box.press("Tab")
 
 
 def visitor_with_run(ctx, step: int):

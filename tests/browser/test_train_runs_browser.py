@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from tests.browser.browser_utils import (browser_page, build_test_app, launched, plot_svg, require_chromium,
-                                         screenshot, wait_for_app, wait_until)
+from tests.browser.browser_utils import (browser_page, build_test_app, choose, launched, plot_svg, require_chromium,
+                                         screenshot, set_number, wait_for_app, wait_until)
 
 pytestmark = pytest.mark.browser
 LONG = 300  # s: a loaded 2-core machine can take minutes for the first run (the model loads)
@@ -22,18 +22,6 @@ def served():
     demo, ctx = build_test_app(max_steps=500)
     with launched(demo) as url:
         yield url, ctx
-
-
-def choose(page, elem_id: str, option_text: str) -> None:
-    """Pick an option of a gr.Dropdown by its visible text."""
-    page.locator(f"#{elem_id} input").click()
-    page.get_by_role("option", name=option_text).first.click()
-
-
-def set_number(page, elem_id: str, value) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]").first
-    box.fill(str(value))
-    box.press("Tab")
 
 
 def status(page) -> str:
