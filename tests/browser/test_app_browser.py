@@ -143,7 +143,7 @@ def test_malformed_uploads_show_errors_and_the_app_keeps_working(page, tmp_path)
         wait_until(lambda: name in page.locator("#upload-status").inner_text(), 60,
                    message=f"an error for {name}")
         assert "cannot be used" in page.locator("#upload-status").inner_text()
-        assert "Sentiment" in page.locator("#task input").input_value()  # the previous task is kept
+        assert "Film reviews" in page.locator("#task input").input_value()  # the previous task is kept
         screenshot(page, f"upload-error-{path.stem}")
     rows = ["text,label"] + [f"{'a great' if i % 2 else 'an awful'} film number {i},{'pos' if i % 2 else 'neg'}"
                              for i in range(40)]
