@@ -82,8 +82,8 @@ def _step_text(step: dict, hidden: Collection[str]) -> str:
     if not shown:
         return step["all_hidden"]
     listed = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
-    return (f"On the Train tab, pick {listed}; your teacher has fixed the rest (listed, read-only, at the "
-            "top of the settings).")
+    return (f"On the Train tab, pick {listed}; your teacher has fixed some settings (listed, read-only, "
+            "at the top of the settings).")
 
 
 def _move(ctx: AppContext, index: int, delta: int, request: Optional[gr.Request] = None) -> tuple:

@@ -102,7 +102,8 @@ def angle_histogram(report: Any, bins: int = HISTOGRAM_BINS, saturation_fraction
     source = "shared by both columns" if shared else "from the data"
     note = (f"{values.size} angles, {len(report.angles)} layers; range {span} {source} "
             f"({bins} bins of {(limit - lower) / bins:.3g}°)")
-    note += (f"; dotted: ±{half_turn:g}°, a half-turn" if lines else f"; a half-turn (±{half_turn:g}°) is off this range")
+    flag = f"±{half_turn:g}°, where an angle is flagged as at a half-turn (±180°)"
+    note += f"; dotted: {flag}" if lines else f"; the flag line ({flag}) is off this range"
     fig.update_layout(meta={"angle_range": [lower, limit]})
     return apply_style(fig, f"{title}<br><sup>{note}</sup>", HEIGHTS["angle_histogram"])
 

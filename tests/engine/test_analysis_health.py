@@ -5,6 +5,8 @@ import json
 import math
 
 import pytest
+
+from qgoft_core.viz.style import plain_title
 import torch
 
 from qgoft_core import QGOFTConfig, get_qgoft_model, share_base
@@ -252,7 +254,7 @@ def test_angle_histogram_bins_follow_the_data(tiny_base, tmp_path):
     assert "shared by both columns" in IF.angle_histogram(report, shared=True).layout.title.text
     assert sum(fig.data[0].y) == sum(a.size for a in report.angles.values())
     wide = IF.angle_histogram(report, limit=180)
-    assert list(wide.layout.xaxis.range) == [-180, 180] and "dotted: ±171°, a half-turn" in wide.layout.title.text
+    assert list(wide.layout.xaxis.range) == [-180, 180] and "dotted: ±171°, where an angle is flagged as at a half-turn" in plain_title(wide)
 
 
 def test_side_by_side_histograms_and_norm_charts_share_axes(tiny_base, tmp_path):

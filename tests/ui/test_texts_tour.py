@@ -73,7 +73,7 @@ def test_on_a_teachers_link_the_tour_names_only_visible_controls():
     step2 = next(i for i, s in enumerate(TOUR_STEPS) if s.get("controls"))
     text = tour_step_markdown(step2, {"method", "lr"})
     assert "the method" not in text and "learning rate" not in text
-    assert "the seed" in text and "fixed the rest" in text
+    assert "the seed" in text and "fixed some settings" in text
     assert "penalty weight" in tour_step_markdown(step2, set())  # no link: the full list
     every = {key for key, _ in TOUR_STEPS[step2]["controls"]}
     assert every <= set(HIDEABLE)
