@@ -117,11 +117,22 @@ def share_axes(*figures: go.Figure) -> None:
             continue
         x, width = np.asarray(bars[0].x, dtype=float), np.asarray(bars[0].width, dtype=float)
         fixed = fig.layout.xaxis.range
-        spans.append(tuple(fixed) if fixed else (float((x - width / 2).min()), float((x + width / 2).max())))
+        lo, hi = tuple(fixed) if fixed else (float((x - width / 2).min()), float((x + width / 2).max()))
+        for trace in fig.data:  # markers beside the bars (outliers) stay in view too
+            if trace.type != "bar" and trace.x is not None and len(trace.x):
+                xs = np.asarray(trace.x, dtype=float)
+                xs = xs[np.isfinite(xs)]
+                if xs.size:
+                    lo, hi = min(lo, float(xs.min())), max(hi, float(xs.max()))
+        spans.append((lo, hi, bool(fixed)))
         tops.append(max(float(np.max(t.y)) for t in bars))
     if len(spans) < 2:
         return
-    x_range = [min(s[0] for s in spans), max(s[1] for s in spans)]
+    lo, hi = min(s[0] for s in spans), max(s[1] for s in spans)
+    # A margin unless both ranges were chosen on purpose: a bar at the very edge (every norm exactly
+    # 1.0, strict GOFT's) would otherwise sit on the axis line, under its reference line, unseen.
+    pad = 0.0 if all(s[2] for s in spans) else 0.03 * (hi - lo) or 0.05
+    x_range = [lo - pad, hi + pad]
     y_range = [0.0, 1.05 * max(tops) if max(tops) > 0 else 1.0]
     for fig in figures:
         if any(t.type == "bar" for t in fig.data):

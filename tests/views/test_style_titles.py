@@ -133,3 +133,17 @@ def test_the_figures_with_the_longest_notes_fit_a_half_page_column():
 def test_title_chars_follow_the_width(width):
     assert title_chars(width, note=True) > title_chars(width) >= 12
     assert title_chars(width) * S.CHAR_EM * TITLE_FONT_SIZE <= width - 2 * S.TITLE_X
+
+
+def test_shared_norm_axes_keep_an_all_ones_bar_and_the_outliers_in_view():
+    """Inspect side by side: strict GOFT (every norm exactly 1) beside LoRA (norms up to ~2.9)."""
+    import numpy as np
+
+    from qgoft_core.viz import figures as F
+    from qgoft_core.viz.inspection_figures import share_axes
+    goft = F.norm_change_histogram(np.ones(500))
+    lora = F.norm_change_histogram(np.r_[np.random.default_rng(0).normal(1.0, 0.05, 500), 2.9])
+    share_axes(goft, lora)
+    lo, hi = goft.layout.xaxis.range
+    assert tuple(lora.layout.xaxis.range) == (lo, hi)
+    assert lo < 1.0 - 0.01 and hi >= 2.9  # the bar at 1.0 clear of the edge, the outlier inside
