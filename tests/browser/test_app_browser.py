@@ -12,19 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.browser_utils import (ARTIFACTS, browser_page, build_test_app, choose, launched, plot_svg,
-                                         require_chromium, screenshot, set_number, wait_for_app, wait_until)
+from tests.browser.browser_utils import (ARTIFACTS, browser_page, choose, plot_svg, screenshot, set_number,
+                                         wait_for_app, wait_until)
 
 pytestmark = pytest.mark.browser
 LONG = 240_000  # ms: a loaded 2-core machine can take minutes for the first run
-
-
-@pytest.fixture(scope="module")
-def served():
-    require_chromium()
-    demo, ctx = build_test_app(max_steps=500)
-    with launched(demo) as url:
-        yield url, ctx
 
 
 @pytest.fixture

@@ -7,22 +7,13 @@ Screenshots go to test-artifacts/ (look at them).
 """
 import pytest
 
-from tests.browser.browser_utils import (browser_page, build_test_app, launched, require_chromium, screenshot,
-                                         wait_for_app, wait_until)
+from tests.browser.browser_utils import browser_page, screenshot, wait_for_app, wait_until
 
 pytestmark = pytest.mark.browser
 TEACHER_LINK = "?v=1&method=goft&lr=0.005&steps=30&seed=7&hide=method,lr,steps,seed"
 # Texts that name a hidden control (method, learning rate, steps, seed) and must not be seen.
 NAMING_HIDDEN = ("Changing the method", "Compare two learning rates", "Switch between GOFT and qGOFT",
                  "Reset keeps it; New seed changes it", "raise Steps")
-
-
-@pytest.fixture(scope="module")
-def served():
-    require_chromium()
-    demo, ctx = build_test_app(max_steps=500)
-    with launched(demo) as url:
-        yield url, ctx
 
 
 def test_a_teacher_link_shows_its_fixed_settings_and_no_hint_about_hidden_controls(served):

@@ -9,19 +9,11 @@ import re
 
 import pytest
 
-from tests.browser.browser_utils import (browser_page, build_test_app, choose, launched, plot_svg, require_chromium,
-                                         screenshot, set_number, wait_for_app, wait_until)
+from tests.browser.browser_utils import (browser_page, choose, plot_svg, screenshot, set_number,
+                                         wait_for_app, wait_until)
 
 pytestmark = pytest.mark.browser
 LONG = 300  # s: a loaded 2-core machine can take minutes for the first run (the model loads)
-
-
-@pytest.fixture(scope="module")
-def served():
-    require_chromium()
-    demo, ctx = build_test_app(max_steps=500)
-    with launched(demo) as url:
-        yield url, ctx
 
 
 def status(page) -> str:
