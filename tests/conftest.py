@@ -156,6 +156,16 @@ def tiny_base():
     return build_tiny_base()
 
 
+@pytest.fixture(scope="session")
+def tiny_base_builder():
+    """build_tiny_base itself, for tests that need a tiny base of another size.
+
+    A fixture, not `from conftest import ...`: with a second conftest.py (tests/browser) the
+    name `conftest` may be that other module, depending on which one pytest imported last.
+    """
+    return build_tiny_base
+
+
 @pytest.fixture
 def one_thread(monkeypatch):
     """One intra-op thread for tests on tiny models, also inside TrainingRun.

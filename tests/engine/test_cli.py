@@ -22,10 +22,9 @@ RUN_FIGURE_TITLES = ["Training curves", "Rotation angles per layer", "Rotation-a
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
+def tiny_model_dir(tmp_path_factory, tiny_base_builder):
     """The tiny BERT + MiniLM tokenizer as a model folder, as a user would pass to --model."""
-    from conftest import build_tiny_base
-    base = build_tiny_base()
+    base = tiny_base_builder()
     folder = tmp_path_factory.mktemp("tiny-model")
     base.encoder.save_pretrained(folder)
     base.tokenizer.save_pretrained(folder)

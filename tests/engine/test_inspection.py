@@ -263,10 +263,9 @@ def test_a_broken_safetensors_file_is_named(tmp_path):
         inspect_adapter(tmp_path / "a")
 
 
-def test_a_base_the_adapter_does_not_fit_is_named(tiny_base, tmp_path):
-    from conftest import build_tiny_base
+def test_a_base_the_adapter_does_not_fit_is_named(tiny_base, tiny_base_builder, tmp_path):
     save_ours(tiny_base, tmp_path / "goft")
-    other = build_tiny_base(hidden=16)  # same id, different shapes
+    other = tiny_base_builder(hidden=16)  # same id, different shapes
     with pytest.raises(InspectionError, match="does not fit the base model"):
         inspect_adapter(tmp_path / "goft", base_model=other)
 
