@@ -24,6 +24,7 @@ import gradio as gr  # noqa: E402
 from ui.compare_tab import build_compare_tab  # noqa: E402
 from ui.context import AppContext  # noqa: E402
 from ui.inspect_tab import build_inspect_tab  # noqa: E402
+from ui.lean_blocks import LeanBlocks, skip_absent_imports  # noqa: E402
 from ui.learn_tab import build_learn_tab  # noqa: E402
 from ui.lessons_tab import build_lessons_tab  # noqa: E402
 from ui.playground_tab import build_playground_tab  # noqa: E402
@@ -60,7 +61,8 @@ CSS = """
 def build_app(ctx: AppContext | None = None) -> gr.Blocks:
     """The whole app: a header and the six tabs, in this order."""
     ctx = ctx or AppContext()
-    with gr.Blocks(title="qGOFT Explorer") as blocks:
+    skip_absent_imports()  # Gradio probes for them on every event (ui/lean_blocks.py)
+    with LeanBlocks(title="qGOFT Explorer") as blocks:
         ctx.demo = blocks
         gr.Markdown("# qGOFT Explorer\nFine-tune a real pretrained model with orthogonal (Givens) rotations "
                     "and watch, live, what the rotations do to it. New here? **Lessons** replay finished runs "

@@ -125,10 +125,15 @@ def loss_view(run, earlier: Sequence[EarlierRun] = ()) -> Optional[PlotData]:
     return plot_data(F.loss_curves(steps, evals, regulariser=regulariser, earlier=list(earlier)))
 
 
-def earlier_views(run, shelf: Optional["RunShelf"]) -> dict[str, Any]:
-    """The table of this run beside the kept ones (and the button that forgets them), shown once a run is kept."""
+def earlier_views(run, shelf: Optional["RunShelf"], lean: bool = False) -> dict[str, Any]:
+    """The table of this run beside the kept ones (and the button that forgets them), shown once a run is kept.
+
+    `lean`: only the table's text, for live updates after the first (what is shown does not change
+    during a run, and a property update costs Gradio a component rebuild; see ui/lean_blocks.py)."""
     kept = shelf.runs() if shelf is not None else []
     text = table_markdown(run, shelf.number if shelf is not None else 1, kept)
+    if lean:
+        return {EARLIER: text}
     return {EARLIER: gr.Markdown(value=text, visible=bool(kept)), FORGET: gr.Button(visible=bool(kept))}
 
 
@@ -191,9 +196,13 @@ def empty_snapshot_views(message: str = "") -> dict[str, Any]:
     }
 
 
-def snapshot_views(run, view: ViewState, earlier: Sequence[EarlierRun] = ()) -> dict[str, Any]:
+def snapshot_views(run, view: ViewState, earlier: Sequence[EarlierRun] = (), lean: bool = False) -> dict[str, Any]:
     """Heatmap, detail views of the selected layer, layer table, layer list and timeline; the
-    orthogonality and energy charts with a line for each earlier run (its median layer)."""
+    orthogonality and energy charts with a line for each earlier run (its median layer).
+
+    `lean`: the table's rows and the selected layer as plain values, for live updates after the
+    first one (headers and layer list stay what that one set; a property update costs Gradio a
+    component rebuild, see ui/lean_blocks.py)."""
     snapshots = list(run.history.snapshots) if run is not None else []
     if not snapshots:
         return empty_snapshot_views()
@@ -229,8 +238,8 @@ def snapshot_views(run, view: ViewState, earlier: Sequence[EarlierRun] = ()) -> 
         ORTH: plot_data(F.orthogonality_over_steps(orth_steps, orth, highlight=layer, earlier=list(earlier))),
         ENERGY: plot_data(F.energy_drift_over_steps(drift_steps, drift, highlight=layer,
                                                     neurons=min_neurons(snap), earlier=list(earlier))),
-        TABLE: table_update(snap),
-        LAYER_SELECT: gr.Dropdown(choices=layer_choices(names), value=layer),
+        TABLE: table_rows(snap) if lean else table_update(snap),
+        LAYER_SELECT: layer if lean else gr.Dropdown(choices=layer_choices(names), value=layer),
         TIMELINE: gr.Slider(minimum=0, maximum=max(1, latest), value=snap["step"]),
         SELECTED: " ".join(notes),
     }

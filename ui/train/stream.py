@@ -308,11 +308,12 @@ def _live_update(run: TrainingRun, visitor: Visitor, throttle: Throttle, drawn_s
     if throttle.due("loss"):
         update[V.LOSS_PLOT] = throttle.draw("loss", V.loss_view, run, earlier)
         if earlier or drawn_snapshots < 0:  # the table's row of this run follows the loss chart
-            update.update(V.earlier_views(run, shelf))
+            update.update(V.earlier_views(run, shelf, lean=drawn_snapshots >= 0))
     new_snapshot = len(run.history.snapshots) > max(drawn_snapshots, 0)
     if drawn_snapshots < 0 or (new_snapshot and throttle.due("snapshot")):
         if visitor.view.snapshot_step is None:
-            update.update(throttle.draw("snapshot", V.snapshot_views, run, visitor.view, earlier))
+            update.update(throttle.draw("snapshot", V.snapshot_views, run, visitor.view, earlier,
+                                        drawn_snapshots >= 0))
         else:  # the visitor is looking at an older step: keep it, only stretch the timeline
             update.update(V.timeline_only(run))
     return update
