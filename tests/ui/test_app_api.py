@@ -233,7 +233,7 @@ def test_throttle_splits_the_servers_drawing_budget_among_the_visitors_drawing()
     watchers["n"] = 30
     assert 30 * throttle.budget == pytest.approx(SERVER_BUDGET)
     throttle.draw("snapshot", draw)
-    wait = 0.2 / (SERVER_BUDGET / 30)  # 20 s for a 0.2 s drawing when 30 draw at once
+    wait = 0.2 / (SERVER_BUDGET / 30)  # a 0.2 s drawing waits SERVER_BUDGET/30 of the time when 30 draw at once
     now["t"] += wait - 0.1
     assert not throttle.due("snapshot")
     now["t"] += 0.2

@@ -36,7 +36,7 @@ from ui.zerogpu import training_events
 
 MIN_INTERVAL = 0.5  # seconds between two updates of the page, at least (<= 2 per second)
 BUDGET = 0.04  # each kind of view may cost at most this fraction of the training time
-SERVER_BUDGET = 0.3  # ...and all visitors' drawing together at most this fraction of the wall time
+SERVER_BUDGET = 0.1  # ...and all visitors' drawing together at most this fraction of the wall time (one visitor: 2 x BUDGET)
 TICK = 1.0  # the watching generator yields at least this often, even with nothing new
 LESSONS_HINT = "While you wait: **Watch a lesson** (below the Train buttons) replays a finished run at once."
 
