@@ -162,7 +162,7 @@ def compare_with_base(report: AdapterReport, config: dict, tensors: dict, folder
     model_order = [name for name, _ in host.named_modules()]  # before an adapter renames anything
     pairs = _tuned_weights(report, host, folder, weights, base.model_id)
     sort_layers(report, model_order)
-    report.spectra = LazySpectra(pairs)
+    report.spectra = LazySpectra({r["module"]: pairs[r["module"]] for r in report.layers if r["module"] in pairs})
     for row in report.layers:
         if row["module"] not in pairs:
             continue
