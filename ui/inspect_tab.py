@@ -10,8 +10,11 @@ and histogram, norm changes and, with the base model, the spectra.
 Two adapters can be inspected side by side (A and B), laid out one row per
 section so that each section starts at the same height in both columns; the
 flags sit in a closed accordion whose label counts them, the angle
-histograms and norm charts share their axis ranges, and each pair of charts
-one top margin (their plot areas start level however their titles wrap).
+histograms and norm charts share their axis ranges, the two spectra open on
+the same (corresponding) layer and share their y range, and each pair of charts
+one top margin (their plot areas start level however their titles wrap). A
+column shows only the controls that apply to its adapter (no heatmap colours
+for LoRA, no spectrum menu without the base).
 Anything malformed shows a message naming the problem; the other side and
 the rest of the app are untouched.
 """
@@ -97,6 +100,24 @@ def _layer_flag_counts(report: AdapterReport) -> list[int]:
     return [len(report.layer_flags.get(row["module"], [])) for row in report.layers]
 
 
+# Column widths of the per-layer table: headers wrap at their spaces inside these ("max |angle| (deg)"
+# on two lines), so no header is cut short; a word never breaks (the browser test measures it at
+# 1440 and 1024 px). Wider than the table's half of the page, it scrolls sideways, the layer pinned.
+TABLE_WIDTHS = {"layer": 125, "health": 90, "kind": 80, "d": 60, "n/r": 60, "params": 80, "max |angle| (deg)": 95,
+                "mean |angle| (deg)": 95, "orth dev": 95, "scale min": 85, "scale max": 85, "reflections": 120,
+                "‖ΔW‖_F": 90, "‖ΔW‖/‖W‖": 105, "eff. rank": 85, "HE drift": 95, "norm ratio min": 105,
+                "norm ratio max": 105, "module": 320}
+
+
+def table_widths(frame: pd.DataFrame) -> list[str]:
+    return [f"{TABLE_WIDTHS.get(c, 100)}px" for c in frame.columns]
+
+
+def table_label(frame: pd.DataFrame) -> str:
+    return (f"per-layer table: {len(frame)} layers, {len(frame.columns)} columns (scroll sideways; click a "
+            "header to sort; the columns are explained under the charts)")
+
+
 def layer_table(report: AdapterReport) -> pd.DataFrame:
     """Per-layer rows (columns that have any value), with a health column first after the name.
 
@@ -178,13 +199,14 @@ class _Side:
                 self.flags = gr.Markdown(elem_id=f"inspect-flags{s}")
         elif key == "table":
             self.table = gr.Dataframe(interactive=False, max_height=420, show_search="filter", visible=False,
-                                      label="per-layer table (click a column header to sort)",
-                                      elem_id=f"inspect-table{s}")
+                                      label="per-layer table (click a column header to sort)", wrap=True,
+                                      pinned_columns=1, elem_id=f"inspect-table{s}")
             self.missing = gr.Markdown(elem_id=f"inspect-missing{s}")
-        elif key == "heatmap":
+        elif key == "heat_scale":  # a row of its own: hidden for an adapter without angles, the heatmaps stay level
             self.heat_scale = gr.Radio([("one colour scale for all layers", "global"),
                                         ("each layer on its own scale", "layer")], value="global", visible=False,
                                        label="angle heatmap colours", elem_id=f"inspect-heat-scale{s}")
+        elif key == "heatmap":
             self.heatmap = gr.Plot(show_label=False, visible=False, elem_id=f"inspect-heatmap{s}")
         elif key == "histogram":
             self.histogram = gr.Plot(show_label=False, visible=False, elem_id=f"inspect-histogram{s}")
@@ -205,7 +227,13 @@ class _Side:
         return [self.heatmap, self.histogram, self.norms, self.spectrum]
 
 
-SECTIONS = ("summary", "flags", "table", "heatmap", "histogram", "norms", "spectrum")
+SECTIONS = ("summary", "flags", "table", "heat_scale", "heatmap", "histogram", "norms", "spectrum")
+
+
+def controls_shown(report: AdapterReport) -> dict[str, bool]:
+    """The controls that apply to this adapter: the heatmap colours need angles (LoRA has none), the
+    spectrum's layer menu needs the base model."""
+    return {"heat_scale": bool(report.angles), "spectrum_layer": bool(report.spectra)}
 
 
 def error_html(message: str) -> str:
@@ -247,14 +275,18 @@ def module_info(report: AdapterReport | None, module: str | None) -> str:
 
 def _filled(side: _Side, report: AdapterReport) -> dict:
     layer = report.spectrum_layer()
+    shown = controls_shown(report)
+    table = layer_table(report)
     return {side.error: gr.update(value="", visible=False),
             side.summary: gr.update(value=summary_markdown(report), visible=True),
             side.flags_box: gr.update(label=flags_label(report), visible=True, open=False),
             side.flags: flags_markdown(report),
-            side.table: gr.update(value=layer_table(report), visible=True), side.missing: missing_views(report),
-            side.heat_scale: gr.update(value="global", visible=True),
+            side.table: gr.update(value=table, visible=True, column_widths=table_widths(table),
+                                  label=table_label(table)),
+            side.missing: missing_views(report),
+            side.heat_scale: gr.update(value="global", visible=shown["heat_scale"]),
             side.spectrum_layer: gr.update(choices=spectrum_choices(report), value=layer,
-                                           info=module_info(report, layer), visible=bool(report.spectra)),
+                                           info=module_info(report, layer), visible=shown["spectrum_layer"]),
             side.report: report}
 
 
@@ -267,8 +299,9 @@ def side_figures(reports: list[AdapterReport | None], scales: list[str], layers:
     shown = [r for r in reports if r is not None]
     height = max([IF.heatmap_height(r) for r in shown], default=300)
     limit = IF.angle_limit(shown)
+    spectra = IF.spectrum_figures(reports, layers)  # shared y range and top margin when both are drawn
     figures = []
-    for report, scale, layer in zip(reports, scales, layers):
+    for report, scale, spectrum in zip(reports, scales, spectra):
         if report is None:
             figures.append(None)
             continue
@@ -277,13 +310,13 @@ def side_figures(reports: list[AdapterReport | None], scales: list[str], layers:
             "histogram": IF.angle_histogram(report, saturation_fraction=SATURATION_FRACTION, limit=limit,
                                             shared=sum(bool(r.angles) for r in shown) == 2),
             "norms": IF.norm_change_figure(report),
-            "spectrum": IF.spectrum_figure(report, layer or None),
+            "spectrum": spectrum,
         })
     complete = [f for f in figures if f is not None]
     if len(complete) == 2:
         for key in ("histogram", "norms"):
             IF.share_axes(*(f[key] for f in complete))
-        for key in ("heatmap", "histogram", "norms", "spectrum"):  # plot areas level despite titles' lengths
+        for key in ("heatmap", "histogram", "norms"):  # plot areas level despite titles' lengths
             share_top_margin([f[key] for f in complete])
     updates = []
     for figs in figures:
@@ -310,19 +343,36 @@ def _wire(side: _Side, base: gr.Radio, max_mb: float, sides: list[_Side]) -> Non
     draw_inputs = [x for pair in zip(*[(s.report, s.heat_scale, s.spectrum_layer) for s in sides]) for x in pair]
     draw_outputs = [fig for s in sides for fig in s.figures]
 
-    def spectrum(report: AdapterReport | None, layer: str | None):
-        if report is None or not layer:
-            return gr.skip(), gr.skip()
-        return IF.spectrum_figure(report, layer), gr.update(info=module_info(report, layer))
+    index = sides.index(side)
+
+    def pair_layers(report_a, report_b, layer_a, layer_b) -> list:
+        """This column was just loaded: both spectra open on the same layer where both adapters have it."""
+        reports, layers = [report_a, report_b], [layer_a, layer_b]
+        other = 1 - index
+        keep = (other, layers[other]) if layers[other] else None
+        chosen = IF.paired_spectrum_layers(reports, keep)
+        return [gr.skip() if report is None or not report.spectra else
+                gr.update(value=layer, info=module_info(report, layer)) for report, layer in zip(reports, chosen)]
+
+    def spectra(report_a, report_b, layer_a, layer_b) -> list:
+        """One column's layer changed: both spectra again, so that they keep one y range."""
+        reports, layers = [report_a, report_b], [layer_a, layer_b]
+        figures = IF.spectrum_figures(reports, layers)
+        return [gr.skip() if f is None else f for f in figures] + [
+            gr.update(info=module_info(reports[index], layers[index]))]
+
+    layer_inputs = [s.report for s in sides] + [s.spectrum_layer for s in sides]
 
     # one inspection at a time per pool: loading the base and SVDs take a few seconds of CPU;
     # then both columns are drawn again, so that their axes stay shared
     for trigger in (side.upload.change, base.change):
         trigger(inspect, [side.upload, base], side.outputs, concurrency_limit=2, concurrency_id="inspect",
-                api_visibility="private").then(draw, draw_inputs, draw_outputs, show_progress="hidden",
-                                               api_visibility="private")
+                api_visibility="private").then(
+            pair_layers, layer_inputs, [s.spectrum_layer for s in sides], show_progress="hidden",
+            api_visibility="private").then(draw, draw_inputs, draw_outputs, show_progress="hidden",
+                                           api_visibility="private")
     side.heat_scale.input(draw, draw_inputs, draw_outputs, show_progress="hidden", api_visibility="private")
-    side.spectrum_layer.input(spectrum, [side.report, side.spectrum_layer], [side.spectrum, side.spectrum_layer],
+    side.spectrum_layer.input(spectra, layer_inputs, [s.spectrum for s in sides] + [side.spectrum_layer],
                               show_progress="hidden", api_visibility="private")
 
 

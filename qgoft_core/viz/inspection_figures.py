@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from qgoft_core.viz import figures as F
-from qgoft_core.viz.style import apply_style, empty_figure
+from qgoft_core.viz.style import apply_style, empty_figure, share_top_margin, share_y_range
 
 DEFAULT_SATURATION = 0.95  # fraction of pi; callers pass the engine's SATURATION_FRACTION
 FIGURE_KEYS = ("angle_heatmap", "angle_histogram", "norm_changes", "spectrum")
@@ -151,7 +151,7 @@ def norm_change_figure(report: Any) -> go.Figure:
                           HEIGHTS["norm_changes"])
 
 
-def spectrum_figure(report: Any, layer: Optional[str] = None) -> go.Figure:
+def spectrum_figure(report: Any, layer: Optional[str] = None, note: Optional[str] = None) -> go.Figure:
     """Singular values of W and W' of `layer` (default: the one whose spectrum changed most)."""
     layer = layer or report.spectrum_layer()
     if layer is None or layer not in report.spectra:
@@ -160,9 +160,67 @@ def spectrum_figure(report: Any, layer: Optional[str] = None) -> go.Figure:
                               HEIGHTS["spectrum"])
     # titled with the report's name of the layer; hover: the full module path
     fig = F.spectrum_figure(*report.spectra[layer], layer_name=layer,
-                            display_name=layer_name(report, layer))
+                            display_name=layer_name(report, layer), note=note)
     fig.update_layout(meta={"layer": layer})
     return fig
+
+
+def corresponding_layer(report: Any, module: Optional[str]) -> Optional[str]:
+    """The layer of `report` (with a spectrum) that is `module` of another adapter on the same model.
+
+    The same module path, or one path the tail of the other: an engine run saves its layers
+    under "backbone." ("backbone.encoder.layer.0...") and a stock PEFT adapter of the plain
+    encoder without it ("encoder.layer.0...").
+    """
+    if not module or not report.spectra:
+        return None
+    if module in report.spectra:
+        return module
+    return next((name for name in report.spectra
+                 if name.endswith("." + module) or module.endswith("." + name)), None)
+
+
+def paired_spectrum_layers(reports: list, keep: Optional[tuple[int, str]] = None) -> list[Optional[str]]:
+    """The layers the two columns' spectra open on: the same (corresponding) layer when both have it.
+
+    keep: (column, layer) a column already shows (the other column was just loaded): the new
+    column follows it when it has that layer. Otherwise both open on the layer they share
+    whose spectrum changed most in either adapter (the first in model order on a tie). A
+    column alone, or two adapters without a layer in common, open on their own layer that
+    changed most (`spectrum_layer`).
+    """
+    own = [r.spectrum_layer() if r is not None and r.spectra else None for r in reports]
+    if len(reports) != 2 or any(r is None or not r.spectra for r in reports):
+        return own
+    if keep is not None:
+        side, layer = keep
+        other = corresponding_layer(reports[1 - side], layer) if layer in reports[side].spectra else None
+        if other is not None:
+            return [layer, other] if side == 0 else [other, layer]
+    a, b = reports
+    pairs = [(name, corresponding_layer(b, name)) for name in a.spectra]
+    pairs = [(x, y) for x, y in pairs if y is not None]
+    if not pairs:
+        return own
+    best = max(pairs, key=lambda p: max(a.spectrum_change.get(p[0], 0.0), b.spectrum_change.get(p[1], 0.0)))
+    return list(best)
+
+
+SHARED_SPECTRUM_NOTE = "y axis shared with the other column"
+
+
+def spectrum_figures(reports: list, layers: list[Optional[str]]) -> list[Optional[go.Figure]]:
+    """Each column's spectrum (None where a column has no report); two drawn spectra share one y range
+    (read against each other without comparing tick labels) and one top margin (plot areas level)."""
+    both = sum(r is not None and bool(r.spectra) for r in reports) == 2
+    figures = [None if r is None else spectrum_figure(r, layer or None, note=SHARED_SPECTRUM_NOTE if both else None)
+               for r, layer in zip(reports, layers)]
+    drawn = [f for f in figures if f is not None]
+    if both:
+        share_y_range(drawn)
+    if len(drawn) == 2:
+        share_top_margin(drawn)
+    return figures
 
 
 def report_figures(report: Any, saturation_fraction: float = DEFAULT_SATURATION) -> dict[str, go.Figure]:

@@ -439,13 +439,13 @@ def layer_overview_table(snapshot: Snapshot) -> list[dict]:
 
 
 def spectrum_figure(sv_base: FloatSeq, sv_tuned: FloatSeq, layer_name: str,
-                    display_name: str | None = None) -> go.Figure:
+                    display_name: str | None = None, note: str | None = None) -> go.Figure:
     """Singular values of W and W′ (descending, log y).
 
     An orthogonal update without scaling leaves them unchanged; the title
     reports the largest relative change so that is checkable at a glance.
     ``display_name``: the layer's name in the title (default its short name);
-    hover shows the full ``layer_name``.
+    hover shows the full ``layer_name``. ``note``: one more remark for the subtitle.
     """
     base = np.sort(np.asarray(sv_base, dtype=float).ravel())[::-1]
     tuned = np.sort(np.asarray(sv_tuned, dtype=float).ravel())[::-1]
@@ -478,6 +478,8 @@ def spectrum_figure(sv_base: FloatSeq, sv_tuned: FloatSeq, layer_name: str,
             notes.append(f"largest relative change {np.nanmax(relative):.2e}")
     if any_clipped:
         notes.append(f"values below {LOG_FLOOR:g} drawn at {LOG_FLOOR:g}")
+    if note:
+        notes.append(note)
     if notes:
         title = with_note(title, "; ".join(notes))
     fig.update_xaxes(title_text="singular value index (largest first)")

