@@ -219,8 +219,58 @@ def compare_bar_figures(result: CompareResult) -> dict[str, go.Figure]:
     return figures
 
 
+# Two curves closer than this at every evaluation after step 0 read as one at the chart's size
+# (about 1% of the CKA axis, half an accuracy point): the later one is drawn over the earlier
+# with open markers and a dashed line, the subtitle says so and each hover gives both values.
+COINCIDE_KEPT, COINCIDE_POINTS = 0.01, 0.5
+OVER_STYLES = (("diamond-open", 13, "dash", "open diamonds, dashed"),
+               ("square-open", 15, "dot", "open squares, dotted"),
+               ("circle-open", 17, "dashdot", "open circles, dash-dot"))
+
+
+def _points(trace: Any) -> list[tuple[float, float]]:
+    return [(float(x), float(y)) for x, y in zip(trace.x if trace.x is not None else (),
+                                                 trace.y if trace.y is not None else ())]
+
+
+def _coincide(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> bool:
+    """Whether curves a and b lie on each other at every evaluation after step 0 (where all start)."""
+    if len(a) != len(b) or len(a) < 2:
+        return False
+    return all(abs(xa - xb) <= COINCIDE_KEPT and abs(ya - yb) <= COINCIDE_POINTS
+               for (xa, ya), (xb, yb) in list(zip(a, b))[1:]
+               if all(math.isfinite(v) for v in (xa, ya, xb, yb)))
+
+
+def _show_coinciding(fig: go.Figure) -> list[str]:
+    """Give a curve that would hide under an earlier one its own open markers and dashes (the values
+    stay exact: nothing is moved), add the other's true values to each hover; what the subtitle says."""
+    notes, drawn, over_count = [], [], {}
+    for trace in fig.data:
+        points = _points(trace)
+        under = next((t for t in drawn if _coincide(_points(t), points)), None)
+        drawn.append(trace)
+        if under is None:
+            continue
+        n = over_count.get(under.name, 0)
+        over_count[under.name] = n + 1
+        symbol, size, dash, words = OVER_STYLES[min(n, len(OVER_STYLES) - 1)]
+        trace.marker.update(symbol=symbol, size=size, line=dict(width=2, color=trace.marker.color))
+        trace.line.dash = dash
+        for here, there in ((trace, under), (under, trace)):
+            extra = [f"{there.name} here: CKA {x:.4g}, accuracy {y:.1f}%" for x, y in _points(there)]
+            here.text = ([f"{t}<br>{e}" for t, e in zip(here.text, extra)] if here.text is not None else extra)
+            if "%{text}" not in (here.hovertemplate or ""):
+                here.hovertemplate = (here.hovertemplate or "").replace("<extra>", "<br>%{text}<extra>")
+        notes.append(f"{trace.name}, {words}, lies on {under.name}")
+    return notes
+
+
 def kept_figure(result: CompareResult) -> go.Figure:
-    """Accuracy against representation similarity to the base (CKA) over training."""
+    """Accuracy against representation similarity to the base (CKA) over training.
+
+    Curves that coincide stay at their true values; the later one is drawn over the earlier with
+    open markers and a dashed line, named in the subtitle (``_show_coinciding``)."""
     labels = result.labels()
     curves = {labels.get(k, k): {"kept": c["kept"], "accuracy": c["accuracy"], "step": c["step"]}
               for k, c in result.curves.items() if c.get("step")}
@@ -241,6 +291,9 @@ def kept_figure(result: CompareResult) -> go.Figure:
         set_title(fig, "Accuracy vs knowledge kept over training<br><sup>mean over seeds "
                        f"{_seed_list(result)} at each evaluation (bars: ± sd of accuracy), "
                        "starting at step 0 (CKA 1, left); up and to the left is better</sup>")
+    notes = _show_coinciding(fig)
+    if notes:
+        set_title(fig, fig.layout.title.text + "<br><sup>" + "; ".join(notes) + " (hover for both)</sup>")
     fig.update_xaxes(autorange="reversed")  # left to right: further from the base
     return fig
 

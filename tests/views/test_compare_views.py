@@ -206,3 +206,28 @@ def test_accuracies_that_read_the_same_lead_together():
     one = [_row("oft_neumann", 0.94861, n=1), _row("oft_exact", 0.94859, n=1), _row("head", 0.8, n=1)]
     text = CV.summary_markdown(_result(one, seeds=(0,)))
     assert "Highest in this run: **OFT (Neumann)** and **OFT (exact)** (tied at the precision shown)" in text
+
+
+def test_curves_that_coincide_are_both_visible_and_named_at_their_true_values():
+    """OFT (Neumann) and OFT (exact) lie on each other: the later one gets open markers and a dashed
+    line over the earlier (nothing is moved), the subtitle names both, each hover gives both values."""
+    result = _result([_row("oft_neumann", 0.949), _row("oft_exact", 0.949), _row("goft", 0.93)])
+    same = {"step": [0, 30, 60], "accuracy": [0.504, 0.9, 0.949], "kept": [1.0, 0.5751, 0.2579]}
+    result.curves = {"oft_neumann": dict(same),
+                     "oft_exact": {**same, "kept": [1.0, 0.5750, 0.2578]},
+                     "goft": {"step": [0, 30, 60], "accuracy": [0.504, 0.85, 0.93], "kept": [1.0, 0.9, 0.66]}}
+    fig = CV.kept_figure(result)
+    traces = {t.name: t for t in fig.data}
+    neumann, exact, goft = traces["OFT (Neumann)"], traces["OFT (exact)"], traces["GOFT"]
+    assert list(exact.x) == [1.0, 0.5750, 0.2578] and list(exact.y) == pytest.approx([50.4, 90.0, 94.9])  # true values
+    assert exact.marker.symbol == "diamond-open" and exact.line.dash == "dash"
+    assert neumann.marker.symbol is None and neumann.line.dash is None  # the one underneath keeps its look
+    assert goft.marker.symbol is None and goft.text is None  # a curve that only shares step 0 is left alone
+    assert "OFT (exact), open diamonds, dashed, lies on OFT (Neumann)" in fig.layout.title.text
+    assert "%{text}" in exact.hovertemplate and "%{text}" in neumann.hovertemplate
+    assert exact.text[1] == "OFT (Neumann) here: CKA 0.5751, accuracy 90.0%"
+    assert neumann.text[2] == "OFT (exact) here: CKA 0.2578, accuracy 94.9%"
+    # Curves that part are drawn as usual.
+    result.curves["oft_exact"]["accuracy"] = [0.504, 0.8, 0.949]
+    fig = CV.kept_figure(result)
+    assert all(t.marker.symbol is None for t in fig.data) and "lies on" not in fig.layout.title.text
