@@ -54,6 +54,8 @@ CSS = """
 #status { font-size: 1.02em; }
 #link-notice { border-left: 4px solid #d97706; padding-left: 0.6em; }
 #new-run-notice, #teacher-fixed { border-left: 4px solid #2563eb; padding-left: 0.6em; }
+/* The tour's "Show me" outlines its panel (ui/learn_tab.py) for two seconds. */
+[data-tour-mark] { outline: 3px solid #f58518 !important; outline-offset: 2px; }
 """
 
 
