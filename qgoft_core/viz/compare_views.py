@@ -289,7 +289,7 @@ def kept_figure(result: CompareResult) -> go.Figure:
                                  visible=True, thickness=1, width=3)
     if len(result.seeds) > 1:
         set_title(fig, "Accuracy vs knowledge kept over training<br><sup>mean over seeds "
-                       f"{_seed_list(result)} at each evaluation (bars: ± sd of accuracy), "
+                       f"{_seed_list(result)} at each evaluation (bars: ± sd of accuracy)</sup><br><sup>"
                        "starting at step 0 (CKA 1, left); up and to the left is better</sup>")
     notes = _show_coinciding(fig)
     if notes:
