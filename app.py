@@ -55,6 +55,10 @@ CSS = """
 #status { font-size: 1.02em; }
 #link-notice { border-left: 4px solid #d97706; padding-left: 0.6em; }
 #new-run-notice, #teacher-fixed { border-left: 4px solid #2563eb; padding-left: 0.6em; }
+/* Train's runs table (ui/train/earlier.py): the step column ("15/15") stays on one line. */
+#runs-compared td:nth-child(3), #runs-compared th:nth-child(3) { white-space: nowrap; }
+/* The tour's "Show me" outlines its panel (ui/learn_tab.py) for two seconds. */
+[data-tour-mark] { outline: 3px solid #f58518 !important; outline-offset: 2px; }
 """
 
 

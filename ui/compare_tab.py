@@ -184,7 +184,10 @@ def progress_text(event: C.CompareEvent, steps: int, started: float) -> str:
     if event.kind == "eval":
         return f"{head}: step {event.record['step']}, held-out accuracy {100 * event.record['accuracy']:.1f}%"
     if event.kind == "row":
-        return f"{head}: done; measuring the next method…"
+        if event.index + 1 >= event.total:  # the last one: nothing is measured after it
+            return (f"{head}: done; all {event.total} methods have finished, drawing the final table…"
+                    if event.total > 1 else f"{head}: done; drawing the final table…")
+        return f"{head}: done; starting method {event.index + 2} of {event.total}…"
     return head
 
 

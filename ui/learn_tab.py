@@ -33,9 +33,12 @@ TOUR_PANELS: dict[str, tuple[str, str]] = {
     "inspect-tab": ("inspect-tab", "the Inspect tab"),
 }
 
-# Switch to the target's tab (Gradio gives a tab's button the id "<tab elem_id>-button"),
-# then scroll to the panel and outline it for two seconds. The step number is read from the
-# panel's own text: a gr.State value never reaches the browser.
+# Switch to the target's tab (Gradio gives a tab's button the id "<tab elem_id>-button"), then
+# bring the panel into view and outline it for two seconds (app.py's CSS for [data-tour-mark]), without losing the tab bar: a whole
+# tab is shown by its button in the tab bar (scrolled to only if it is off screen, "nearest"), and
+# a panel is scrolled to only when it is not already in view (its top in the upper part of the
+# window is enough for a tall one): centred if it fits, its top at the top if it does not. The
+# step number is read from the panel's own text: a gr.State value never reaches the browser.
 _SHOW_ME_JS = """
 () => {
   const targets = %s;
@@ -48,10 +51,20 @@ _SHOW_ME_JS = """
   setTimeout(() => {
     const el = document.getElementById(panel);
     if (!el) return;
-    el.scrollIntoView({behavior: "smooth", block: "center"});
-    const before = el.style.outline;
-    el.style.outline = "3px solid #f58518";
-    setTimeout(() => { el.style.outline = before; }, 2000);
+    const marks = [el];
+    const high = window.innerHeight;
+    if (panel === tab && button) {
+      marks.push(button);
+      const r = button.getBoundingClientRect();
+      if (r.top < 0 || r.bottom > high) button.scrollIntoView({behavior: "smooth", block: "nearest"});
+    } else {
+      const r = el.getBoundingClientRect();
+      const inView = r.top >= 0 && (r.bottom <= high || r.top <= 0.4 * high);
+      if (!inView) el.scrollIntoView({behavior: "smooth", block: r.height <= high ? "center" : "start"});
+    }
+    // A data attribute, not an inline style: Gradio rewrites a tab's style when it switches.
+    for (const m of marks) m.setAttribute("data-tour-mark", "");
+    setTimeout(() => { for (const m of marks) m.removeAttribute("data-tour-mark"); }, 2000);
   }, 250);
   return index;
 }

@@ -9,6 +9,8 @@ notices the page shows, so a visitor knows the link was not taken as it was.
 ``hide`` is teacher mode: the named controls are not shown to whoever opens the
 link, and keep the values the link gives them; the student's page lists those
 values read-only and leaves out the hints that need them (``ui.train.teacher``).
+A link writes every hidden setting's value, defaults included, so what a teacher
+fixed today stays fixed if the app's defaults change later.
 
 Pure Python (no Gradio): the Train tab turns a :class:`LinkState` into
 component updates.
@@ -207,8 +209,11 @@ def parse_link(query: Mapping[str, Any], max_steps: int = 2000,
 
 def build_query(values: Mapping[str, Any], hidden: Optional[set[str] | list[str]] = None,
                 max_steps: Optional[int] = None) -> str:
-    """``?v=1&...`` for `values`: only the settings that differ from the defaults (short links)."""
+    """``?v=1&...`` for `values`: the settings that differ from the defaults (short links), and
+    every hidden (teacher-fixed) setting even at its default, so the link keeps its meaning when
+    the defaults change."""
     defaults = default_values(max_steps)
+    pinned = set(hidden or ()) & set(HIDEABLE)
     params: dict[str, str] = {"v": str(SCHEMA_VERSION)}
     for key in (*TEXTS, *CHOICES, *NUMBERS):
         if key not in values or values[key] is None:
@@ -217,15 +222,17 @@ def build_query(values: Mapping[str, Any], hidden: Optional[set[str] | list[str]
         if key in NUMBERS:
             spec = NUMBERS[key]
             value = int(value) if spec.integer else float(value)
-            if value == defaults[key]:
+            if value == defaults[key] and key not in pinned:
                 continue
             params[key] = str(value) if spec.integer else f"{value:.6g}"
         else:
             value = str(value)
-            if value == defaults[key] or (key == "model" and value == "default"):
+            if key == "model" and value == "default":
+                value = DEFAULT_MODEL_ID
+            if value == defaults[key] and key not in pinned:
                 continue
             params[key] = value
-    hide = [n for n in HIDEABLE if n in set(hidden or ())]
+    hide = [n for n in HIDEABLE if n in pinned]
     if hide:
         params["hide"] = ",".join(hide)
     return "?" + urlencode(params, safe=",/")

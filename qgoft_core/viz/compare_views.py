@@ -219,8 +219,58 @@ def compare_bar_figures(result: CompareResult) -> dict[str, go.Figure]:
     return figures
 
 
+# Two curves closer than this at every evaluation after step 0 read as one at the chart's size
+# (about 1% of the CKA axis, half an accuracy point): the later one is drawn over the earlier
+# with open markers and a dashed line, the subtitle says so and each hover gives both values.
+COINCIDE_KEPT, COINCIDE_POINTS = 0.01, 0.5
+OVER_STYLES = (("diamond-open", 13, "dash", "open diamonds, dashed"),
+               ("square-open", 15, "dot", "open squares, dotted"),
+               ("circle-open", 17, "dashdot", "open circles, dash-dot"))
+
+
+def _points(trace: Any) -> list[tuple[float, float]]:
+    return [(float(x), float(y)) for x, y in zip(trace.x if trace.x is not None else (),
+                                                 trace.y if trace.y is not None else ())]
+
+
+def _coincide(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> bool:
+    """Whether curves a and b lie on each other at every evaluation after step 0 (where all start)."""
+    if len(a) != len(b) or len(a) < 2:
+        return False
+    return all(abs(xa - xb) <= COINCIDE_KEPT and abs(ya - yb) <= COINCIDE_POINTS
+               for (xa, ya), (xb, yb) in list(zip(a, b))[1:]
+               if all(math.isfinite(v) for v in (xa, ya, xb, yb)))
+
+
+def _show_coinciding(fig: go.Figure) -> list[str]:
+    """Give a curve that would hide under an earlier one its own open markers and dashes (the values
+    stay exact: nothing is moved), add the other's true values to each hover; what the subtitle says."""
+    notes, drawn, over_count = [], [], {}
+    for trace in fig.data:
+        points = _points(trace)
+        under = next((t for t in drawn if _coincide(_points(t), points)), None)
+        drawn.append(trace)
+        if under is None:
+            continue
+        n = over_count.get(under.name, 0)
+        over_count[under.name] = n + 1
+        symbol, size, dash, words = OVER_STYLES[min(n, len(OVER_STYLES) - 1)]
+        trace.marker.update(symbol=symbol, size=size, line=dict(width=2, color=trace.marker.color))
+        trace.line.dash = dash
+        for here, there in ((trace, under), (under, trace)):
+            extra = [f"{there.name} here: CKA {x:.4g}, accuracy {y:.1f}%" for x, y in _points(there)]
+            here.text = ([f"{t}<br>{e}" for t, e in zip(here.text, extra)] if here.text is not None else extra)
+            if "%{text}" not in (here.hovertemplate or ""):
+                here.hovertemplate = (here.hovertemplate or "").replace("<extra>", "<br>%{text}<extra>")
+        notes.append(f"{trace.name}, {words}, lies on {under.name}")
+    return notes
+
+
 def kept_figure(result: CompareResult) -> go.Figure:
-    """Accuracy against representation similarity to the base (CKA) over training."""
+    """Accuracy against representation similarity to the base (CKA) over training.
+
+    Curves that coincide stay at their true values; the later one is drawn over the earlier with
+    open markers and a dashed line, named in the subtitle (``_show_coinciding``)."""
     labels = result.labels()
     curves = {labels.get(k, k): {"kept": c["kept"], "accuracy": c["accuracy"], "step": c["step"]}
               for k, c in result.curves.items() if c.get("step")}
@@ -239,8 +289,11 @@ def kept_figure(result: CompareResult) -> go.Figure:
                                  visible=True, thickness=1, width=3)
     if len(result.seeds) > 1:
         set_title(fig, "Accuracy vs knowledge kept over training<br><sup>mean over seeds "
-                       f"{_seed_list(result)} at each evaluation (bars: ± sd of accuracy), "
+                       f"{_seed_list(result)} at each evaluation (bars: ± sd of accuracy)</sup><br><sup>"
                        "starting at step 0 (CKA 1, left); up and to the left is better</sup>")
+    notes = _show_coinciding(fig)
+    if notes:
+        set_title(fig, fig.layout.title.text + "<br><sup>" + "; ".join(notes) + " (hover for both)</sup>")
     fig.update_xaxes(autorange="reversed")  # left to right: further from the base
     return fig
 
@@ -333,30 +386,37 @@ def summary_markdown(result: CompareResult) -> str:
         return "No finished methods yet."
     best = max(rows, key=lambda r: r.accuracy)
     multi = all(_n_seeds(r) > 1 and math.isfinite(_sd(r, "accuracy")) for r in rows)
+    floor = _floor(result, "accuracy")
+    # Rows level with the best at the precision shown (and no gap the spread supports) lead with it.
+    top = [best] + [r for r in rows if r is not best and _level(best, r, "accuracy", floor)]
     lines: list[str] = []
     if multi:
         counts = sorted({_n_seeds(r) for r in rows})
         runs = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
         seeds = f"seeds {_seed_list(result)}" if len(result.seeds) > 1 else f"{runs} seeds"
+        leaders = (f"Highest mean accuracy: **{best.label}** ({_pct(best, 'accuracy')})" if len(top) == 1 else
+                   "Highest mean accuracy, tied at the precision shown: "
+                   + " and ".join(f"**{r.label}** ({_pct(r, 'accuracy')})" for r in top))
         lines.append(f"Every number is the **mean ± sd over {seeds}** ({runs} runs per method; sd: the "
-                     f"sample standard deviation). Highest mean accuracy: **{best.label}** ({_pct(best, 'accuracy')}); "
-                     f"{SPREAD_RULE}.")
-        floor = _floor(result, "accuracy")
-        clear = [r for r in rows if r is not best and gap_supported(best.accuracy, _sd(best, "accuracy"),
-                                                                   r.accuracy, _sd(r, "accuracy"), floor)]
-        within = [r for r in rows if r is not best and r not in clear]
+                     f"sample standard deviation). {leaders}; {SPREAD_RULE}.")
+        clear = [r for r in rows if r not in top and gap_supported(best.accuracy, _sd(best, "accuracy"),
+                                                                  r.accuracy, _sd(r, "accuracy"), floor)]
+        within = [r for r in rows if r not in top and r not in clear]
         if clear:
-            lines.append("Its lead is supported over " + ", ".join(f"{r.label} ({_pct(r, 'accuracy')})"
+            lines.append(("Its" if len(top) == 1 else "Their") + " lead is supported over " + ", ".join(f"{r.label} ({_pct(r, 'accuracy')})"
                                                                    for r in clear) + ".")
         if within:
-            lines.append("Within the spread of it (not separated by these seeds): "
+            lines.append(f"Within the spread of {'it' if len(top) == 1 else 'them'} (not separated by these seeds): "
                          + ", ".join(f"{r.label} ({_pct(r, 'accuracy')})" for r in within) + ".")
     else:
         noise = seed_noise_points(result, float(np.median([r.accuracy for r in rows])))
         close = [r for r in rows if r is not best and best.accuracy - r.accuracy < noise / 100]
         lines.append(f"**One seed per method** (seed {result.seed}): each number is a single run, so "
                      "a small gap ranks nothing.")
-        lines.append(f"Highest in this run: **{best.label}** ({100 * best.accuracy:.1f}%; one seed: "
+        close = [r for r in close if r not in top]
+        leaders = (f"**{best.label}**" if len(top) == 1 else
+                   " and ".join(f"**{r.label}**" for r in top) + " (tied at the precision shown)")
+        lines.append(f"Highest in this run: {leaders} ({100 * best.accuracy:.1f}%; one seed: "
                      f"differences below ~{noise:.0f} points are within seed noise)"
                      + (f", with {', '.join(r.label for r in close)} within that." if close else "."))
     paragraphs = [" ".join(lines), wins_markdown(result), _orthogonality_note(rows)]
@@ -383,16 +443,53 @@ _CONTESTS: list[tuple[str, str, bool]] = [
 ]  # not speed: seconds per step follow the machine's load and threads, not the method alone
 
 
-def _value_text(row: Any, name: str) -> str:
-    if name in ("accuracy", "retention_kept"):
-        return _pct(row, name)
+_DIGITS = {"accuracy": 1, "retention_kept": 1, "cka": 3}  # decimals the summary shows (the first two in %)
+_MORE_DIGITS = 4  # at most this many more, to tell apart two numbers whose gap the spread supports
+
+
+def _digits(name: str) -> int:
+    return _DIGITS.get(name, 2)
+
+
+def _shown_mean(row: Any, name: str, digits: int | None = None) -> str:
+    """Column `name` of `row` as the summary writes its mean (exact for parameter counts)."""
+    value = getattr(row, name)
+    if name == "trainable_params":
+        return str(int(value))
+    scale = 100.0 if name in ("accuracy", "retention_kept") else 1.0
+    return f"{scale * value:.{_digits(name) if digits is None else digits}f}"
+
+
+def _level(a: Any, b: Any, name: str, floor: float = 0.0) -> bool:
+    """Whether rows a and b cannot be ranked on `name`: equal, or the same at the precision the
+    summary shows with no gap that the spread supports (SPREAD_RULE; one run each has none)."""
+    if getattr(a, name) == getattr(b, name):
+        return True
+    return _shown_mean(a, name) == _shown_mean(b, name) and _verdict(name, a, b, floor) is not True
+
+
+def _digits_apart(a: Any, b: Any, name: str) -> int | None:
+    """Decimals that make a and b read differently: None when the summary's own do; more (up to
+    _MORE_DIGITS) for a gap the spread supports that the usual precision would round away."""
+    if name == "trainable_params" or _shown_mean(a, name) != _shown_mean(b, name):
+        return None
+    for digits in range(_digits(name) + 1, _digits(name) + _MORE_DIGITS + 1):
+        if _shown_mean(a, name, digits) != _shown_mean(b, name, digits):
+            return digits
+    return _digits(name) + _MORE_DIGITS
+
+
+def _value_text(row: Any, name: str, digits: int | None = None) -> str:
     if name == "trainable_params":
         return _count(row.trainable_params)
-    sd = _sd(row, name)
-    digits = 3 if name == "cka" else 2
-    text = f"{getattr(row, name):.{digits}f}"
+    d = _digits(name) if digits is None else digits
+    scale = 100.0 if name in ("accuracy", "retention_kept") else 1.0
+    sd = scale * _sd(row, name)
+    text = f"{scale * getattr(row, name):.{d}f}"
     if _n_seeds(row) > 1 and math.isfinite(sd):
-        text += f" ± {sd:.{digits}f}"
+        text += f" ± {sd:.{d}f}"
+    if name in ("accuracy", "retention_kept"):
+        return text + "%"
     return text + (" s" if name == "sec_per_step" else "")
 
 
@@ -405,22 +502,32 @@ def _verdict(name: str, a: Any, b: Any, floor: float = 0.0) -> bool | None:
 
 
 def _win_clause(name: str, what: str, winner: Any, ranked: list, lora: Any, floor: float = 0.0) -> str:
-    """"most of the base's skill kept, 99.4 ± 0.2% with 21K trainable parameters, against LoRA's …"."""
-    text = f"{what}, {_value_text(winner, name)}"
+    """"most of the base's skill kept, 99.4 ± 0.2% with 21K trainable parameters, against LoRA's …".
+
+    Rows level with the winner (`_level`: equal at the precision shown, no supported gap) share the
+    win; a runner-up whose supported gap the usual precision would hide is shown with more decimals."""
+    tied = [r for r in ranked[1:] if _level(winner, r, name, floor)]
+    runner = next((r for r in ranked[1:] if r not in tied), None)
+    digits = _digits_apart(winner, runner, name) if runner is not None and not tied else None
+    text = f"{what}, {_value_text(winner, name, digits)}"
     if name == "retention_kept":
         text += f" with {_count(winner.trainable_params)} trainable parameters"
-    if lora is not None and lora is not winner and name != "cka":
+    if lora is not None and lora is not winner and lora not in tied and name != "cka":
         text += f", against LoRA's {_value_text(lora, name)}"
         if name == "retention_kept":
             text += f" with {_count(lora.trainable_params)}"
         if _verdict(name, winner, lora, floor) is not None:  # one run each: said once, at "next"
             text += f" ({_VERDICTS[_verdict(name, winner, lora, floor)]})"
-    tied = [r for r in ranked[1:] if getattr(r, name) == getattr(winner, name)]
-    runner = next((r for r in ranked[1:] if r not in tied), None)
     if tied:
-        text += f" (shared with {', '.join(r.label for r in tied)})"
+        names = ", ".join(r.label for r in tied)
+        if all(getattr(r, name) == getattr(winner, name) for r in tied):
+            text += f" (shared with {names})"
+        else:
+            text += (f" (tied with {names}: " + ", ".join(_value_text(r, name) for r in tied)
+                     + ", the same at this precision, so neither is ahead)")
     elif runner is not None and name != "trainable_params":
-        text += f" (next: {runner.label}, {_value_text(runner, name)}: {_VERDICTS[_verdict(name, winner, runner, floor)]})"
+        text += (f" (next: {runner.label}, {_value_text(runner, name, digits)}: "
+                 f"{_VERDICTS[_verdict(name, winner, runner, floor)]})")
     return text
 
 
@@ -444,10 +551,10 @@ def wins_markdown(result: CompareResult) -> str:
         if len(pool) < 2:
             continue
         ranked = sorted(pool, key=lambda r: getattr(r, name), reverse=higher)
-        best = getattr(ranked[0], name)
-        for winner in [r for r in ranked if getattr(r, name) == best]:
+        floor = _floor(result, name)
+        for winner in [r for r in ranked if _level(ranked[0], r, name, floor)]:  # the leader and any level with it
             others = [winner] + [r for r in ranked if r is not winner]
-            wins[winner.key].append(_win_clause(name, what, winner, others, lora, _floor(result, name)))
+            wins[winner.key].append(_win_clause(name, what, winner, others, lora, floor))
     exact = [r for r in adapters if r.orth_dev_kind != ORTH_LEAST_SQUARES and math.isfinite(r.orth_dev)
              and r.orth_dev <= ORTH_TOLERANCE and math.isfinite(r.he_drift) and abs(r.he_drift) <= ENERGY_ROUNDING]
     for row in exact:

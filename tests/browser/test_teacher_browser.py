@@ -27,7 +27,9 @@ def test_a_teacher_link_shows_its_fixed_settings_and_no_hint_about_hidden_contro
             assert shown in text, text
         for hidden in ("#method", "#lr", "#steps", "#seed", "#new-seed-btn"):
             assert page.locator(hidden).is_hidden(), hidden
-        assert page.locator("#lam").is_visible() and page.locator("#train-btn").is_visible()
+        # λ is qGOFT's penalty: with the method fixed to GOFT it does nothing, so it is not shown either.
+        assert page.locator("#lam").is_hidden() and "λ" not in text
+        assert page.locator("#scaling").is_visible() and page.locator("#train-btn").is_visible()
 
         tab = page.locator("#train-tab").inner_text()  # every text the student can see on Train
         for words in NAMING_HIDDEN:

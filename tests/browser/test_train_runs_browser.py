@@ -39,6 +39,16 @@ def notice(page) -> str:
     return page.evaluate(NOTICE_JS)
 
 
+# Lines of text in each cell of the runs table's step column (distinct tops of the text's boxes).
+STEP_LINES_JS = """() => [...document.querySelectorAll('#runs-compared td:nth-child(3)')].map(td => {
+    const range = document.createRange(); range.selectNodeContents(td);
+    return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size; })"""
+
+
+def step_cell_lines(page) -> list[int]:
+    return page.evaluate(STEP_LINES_JS)
+
+
 def test_goft_then_qgoft_is_a_comparison_not_a_replacement(served):
     url, _ = served
     with browser_page() as page:
@@ -73,6 +83,11 @@ def test_goft_then_qgoft_is_a_comparison_not_a_replacement(served):
                    message="the orthogonality chart's legend")
         assert "run 1 · GOFT (median layer)" in legend(page, "energy-plot")
         assert page.locator("#loss-plot path.js-line[style*='stroke-dasharray']").count() >= 2  # dotted lines
+        # The step column ("3/3", "15/15") reads on one line at 1440 and at 1024 px.
+        for width in (1024, 1440):
+            page.set_viewport_size({"width": width, "height": 1000})
+            page.wait_for_timeout(300)
+            assert step_cell_lines(page) and max(step_cell_lines(page)) == 1, (width, step_cell_lines(page))
         page.locator("#loss-plot").scroll_into_view_if_needed()
         screenshot(page, "train-goft-then-qgoft")
         screenshot(page, "train-goft-then-qgoft-table", selector="#runs-compared")

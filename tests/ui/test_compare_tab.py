@@ -88,3 +88,18 @@ def test_a_multi_seed_comparison_is_described_and_exported_as_one(tmp_path, monk
     csv_path, json_path = T.export_files(shown)
     assert "seeds0-1-2" in json_path and "seeds0-1-2" in csv_path
     assert C.result_from_json(Path(json_path).read_text()).seeds == [0, 1, 2]
+
+
+def test_the_status_after_each_method_says_what_comes_next_truthfully():
+    """After the last method nothing else is measured: the status says the comparison is done,
+    never "measuring the next method"."""
+    statuses = [u["status"] for u in T.live_updates(_events(), steps=60, started=0.0, clock=lambda: 5.0)
+                if "status" in u]
+    after_rows = [s for s in statuses if ": done;" in s]
+    assert len(after_rows) == 3
+    assert "starting method 2 of 3" in after_rows[0] and "starting method 3 of 3" in after_rows[1]
+    assert "Head only" in after_rows[2] and "all 3 methods have finished" in after_rows[2]
+    assert not any("next method" in s for s in after_rows[2:])
+    assert statuses[-1].startswith("Live comparison finished")
+    one = [u["status"] for u in T.live_updates(_events(("goft",)), steps=60, started=0.0, clock=lambda: 5.0)]
+    assert any(s.endswith("done; drawing the final table…") for s in one) and "next" not in " ".join(one)

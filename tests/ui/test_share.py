@@ -145,3 +145,29 @@ def test_echoed_values_cannot_break_out_of_the_notice_markup():
     text = state.notice_markdown
     assert "<" not in text and ">" not in text
     assert text.count("`") % 2 == 0  # every code span is closed
+
+
+def test_a_teachers_link_pins_every_hidden_value_even_at_its_default():
+    """Hidden settings are written out, defaults included: if a default changes later, the
+    student still gets what the teacher fixed (the visible ones stay short)."""
+    values = share.default_values(2000)
+    hidden = {"model", "task", "method", "scaling", "layers", "lam", "lr", "bs", "steps", "seed", "export"}
+    params = query(share.build_query(values, hidden=hidden, max_steps=2000))
+    assert params["model"] == DEFAULT_MODEL_ID and params["task"] == "sentiment" and params["method"] == "qgoft"
+    assert params["scaling"] == "none" and params["layers"] == "all"
+    assert float(params["lam"]) == 0.01 and float(params["lr"]) == 0.002
+    assert params["bs"] == "16" and params["steps"] == "60" and params["seed"] == "0"
+    state = share.parse_link(params)
+    assert state.values == values and not state.notices and state.hidden == hidden
+    assert state.given >= hidden - {"export"}  # each fixed value came from the link, not a default
+    # Only what is hidden is pinned: a visible setting at its default is left out.
+    few = query(share.build_query(values, hidden={"method"}, max_steps=2000))
+    assert few == {"v": "1", "method": "qgoft", "hide": "method"}
+    # A model given as "default" is pinned by its id.
+    assert query(share.build_query({**values, "model": "default"}, hidden={"model"}))["model"] == DEFAULT_MODEL_ID
+
+
+def test_old_links_without_pinned_values_still_open_as_before():
+    state = share.parse_link(query("?v=1&method=goft&hide=method,lr"))
+    assert state.values["lr"] == share.default_values()["lr"] and state.hidden == {"method", "lr"}
+    assert not state.notices

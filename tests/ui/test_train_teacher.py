@@ -62,3 +62,32 @@ def test_hints_and_buttons_follow_the_hidden_controls():
     assert teacher.derived_hidden({"task"}) == {"task", "upload"}  # an upload would change the fixed task
     assert teacher.shows_new_seed(set()) and not teacher.shows_new_seed({"seed"})
     assert set(teacher.SETTING_NAMES) <= set(share.HIDEABLE)
+
+
+@pytest.mark.parametrize("method, idle", [("qgoft", set()), ("goft", {"lam"}), ("lora", {"lam", "scaling"}),
+                                          ("oft", {"lam", "scaling"}), ("full", {"lam", "scaling"})])
+def test_a_fixed_method_hides_the_controls_that_do_nothing_for_it(method, idle):
+    """λ is qGOFT's penalty and the scaling a Givens method's: with the method fixed to one without
+    them they are hidden with it, not listed as fixed, and the tour does not name them."""
+    from demos.learn_texts import TOUR_STEPS
+    from ui.learn_tab import tour_step_markdown
+
+    link = share.parse_link({"v": "1", "method": method, "hide": "method"})
+    hidden = teacher.derived_hidden(link.hidden, link.values["method"])
+    assert hidden == {"method"} | idle
+    fixed = teacher.fixed_settings_markdown(link.values, hidden)
+    assert ("λ:" in fixed) == ("lam" not in idle and "lam" in hidden)
+    assert "Scaling:" not in fixed
+    step2 = next(i for i, s in enumerate(TOUR_STEPS) if s.get("controls"))
+    tour = tour_step_markdown(step2, hidden)
+    assert ("penalty weight λ" in tour) == ("lam" not in idle)
+    assert ("the scaling" in tour) == ("scaling" not in idle)
+    # A teacher who also hid λ on a GOFT page: it is hidden, and not listed as a setting of the run.
+    both = teacher.derived_hidden({"method", "lam"}, method)
+    assert ("λ:" in teacher.fixed_settings_markdown(link.values, both)) == ("lam" not in idle)
+
+
+def test_controls_follow_a_method_only_where_the_method_is_fixed():
+    assert teacher.derived_hidden(set(), "goft") == set()  # the student may pick qGOFT: λ stays
+    assert teacher.derived_hidden({"lr"}, "lora") == {"lr"}
+    assert teacher.derived_hidden({"method"}, "no-such-method") == {"method"}  # unknown: nothing more

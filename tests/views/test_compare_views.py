@@ -96,7 +96,10 @@ def test_a_gap_is_supported_exactly_when_the_rule_says(a, b, sd_a, sd_b):
     floor = CV._floor(result, "accuracy")  # an accuracy's sd: at least one held-out example
     supported = abs(a - b) > max(sd_a, floor) + max(sd_b, floor)
     assert ("Its lead is supported over" in text) is supported
-    assert ("Within the spread of it" in text) is (not supported)
+    if a == b or (f"{100 * a:.1f}" == f"{100 * b:.1f}" and not supported):  # they read the same: tied
+        assert "tied at the precision shown" in text and "Within the spread" not in text
+    else:
+        assert ("Within the spread of it" in text) is (not supported)
     assert CV.gap_supported(a, math.nan, b, sd_b) is None  # one run: no spread to judge
 
 
@@ -168,3 +171,63 @@ def test_an_accuracy_sd_counts_as_at_least_one_heldout_example():
     assert gap_supported(1.0, 0.0, 0.997, 0.0) is True  # the bare rule
     assert gap_supported(1.0, 0.0, 0.997, 0.0, floor=1 / 180) is False
     assert gap_supported(1.0, 0.0, 0.95, 0.01, floor=1 / 180) is True
+
+
+def test_no_winner_is_named_between_numbers_that_read_the_same():
+    """CKA 0.99995 and 0.99985 both read 1.000: one run each (or a gap inside the spread) names no
+    winner, the two are tied; a gap the spread supports is shown with the digits that tell them apart."""
+    one = [_row("goft", 0.90, n=1, cka=0.99995, kept=0.95), _row("qgoft", 0.88, n=1, cka=0.99985, kept=0.97),
+           _row("lora", 0.85, n=1, cka=0.5, kept=0.9)]
+    text = CV.wins_markdown(_result(one, seeds=(0,)))
+    assert "(next: qGOFT, 1.000" not in text and "(next: GOFT, 1.000" not in text
+    for line in text.splitlines()[1:3]:
+        assert "representation closest to the base, 1.000 (tied with" in line, line
+        assert "the same at this precision" in line
+    # Several seeds, gap inside the spread: tied as well (consistent with SPREAD_RULE).
+    multi = [_row("goft", 0.90, cka=0.99995, spreads={"cka": 0.001}), _row("qgoft", 0.88, cka=0.99985,
+             spreads={"cka": 0.001}), _row("lora", 0.85, cka=0.5)]
+    text = CV.wins_markdown(_result(multi))
+    assert "representation closest to the base, 1.000 ± 0.001 (tied with qGOFT: 1.000 ± 0.001" in text
+    # Several seeds, the spread supports the gap: the winner is named, with digits that show the gap.
+    for row in multi[:2]:
+        row.cka_sd = 1e-5
+    text = CV.wins_markdown(_result(multi))
+    assert "tied with" not in text
+    assert ("representation closest to the base, 1.0000 ± 0.0000 (next: qGOFT, 0.9999 ± 0.0000: "
+            "a gap the spread supports)") in text
+
+
+def test_accuracies_that_read_the_same_lead_together():
+    rows = [_row("oft_neumann", 0.94861, sd=0.005), _row("oft_exact", 0.94859, sd=0.005), _row("head", 0.8)]
+    text = CV.summary_markdown(_result(rows))
+    assert "Highest mean accuracy, tied at the precision shown: **OFT (Neumann)** (94.9 ± 0.5%) and " \
+           "**OFT (exact)** (94.9 ± 0.5%)" in text
+    assert "Their lead is supported over Head only" in text
+    one = [_row("oft_neumann", 0.94861, n=1), _row("oft_exact", 0.94859, n=1), _row("head", 0.8, n=1)]
+    text = CV.summary_markdown(_result(one, seeds=(0,)))
+    assert "Highest in this run: **OFT (Neumann)** and **OFT (exact)** (tied at the precision shown)" in text
+
+
+def test_curves_that_coincide_are_both_visible_and_named_at_their_true_values():
+    """OFT (Neumann) and OFT (exact) lie on each other: the later one gets open markers and a dashed
+    line over the earlier (nothing is moved), the subtitle names both, each hover gives both values."""
+    result = _result([_row("oft_neumann", 0.949), _row("oft_exact", 0.949), _row("goft", 0.93)])
+    same = {"step": [0, 30, 60], "accuracy": [0.504, 0.9, 0.949], "kept": [1.0, 0.5751, 0.2579]}
+    result.curves = {"oft_neumann": dict(same),
+                     "oft_exact": {**same, "kept": [1.0, 0.5750, 0.2578]},
+                     "goft": {"step": [0, 30, 60], "accuracy": [0.504, 0.85, 0.93], "kept": [1.0, 0.9, 0.66]}}
+    fig = CV.kept_figure(result)
+    traces = {t.name: t for t in fig.data}
+    neumann, exact, goft = traces["OFT (Neumann)"], traces["OFT (exact)"], traces["GOFT"]
+    assert list(exact.x) == [1.0, 0.5750, 0.2578] and list(exact.y) == pytest.approx([50.4, 90.0, 94.9])  # true values
+    assert exact.marker.symbol == "diamond-open" and exact.line.dash == "dash"
+    assert neumann.marker.symbol is None and neumann.line.dash is None  # the one underneath keeps its look
+    assert goft.marker.symbol is None and goft.text is None  # a curve that only shares step 0 is left alone
+    assert "OFT (exact), open diamonds, dashed, lies on OFT (Neumann)" in fig.layout.title.text
+    assert "%{text}" in exact.hovertemplate and "%{text}" in neumann.hovertemplate
+    assert exact.text[1] == "OFT (Neumann) here: CKA 0.5751, accuracy 90.0%"
+    assert neumann.text[2] == "OFT (exact) here: CKA 0.2578, accuracy 94.9%"
+    # Curves that part are drawn as usual.
+    result.curves["oft_exact"]["accuracy"] = [0.504, 0.8, 0.949]
+    fig = CV.kept_figure(result)
+    assert all(t.marker.symbol is None for t in fig.data) and "lies on" not in fig.layout.title.text

@@ -267,7 +267,8 @@ def wire_page_load(demo: Any, tabs: Optional[Any], registry: RunRegistry, max_st
 
     def open_link(request: gr.Request):
         link = share.parse_link(dict(request.query_params), max_steps, registry.allowed_models())
-        values, hidden = link.values, teacher.derived_hidden(link.hidden)
+        values = link.values
+        hidden = teacher.derived_hidden(link.hidden, values["method"])  # with what the fixed method leaves idle
         visitor = registry.visitor(request.session_hash)
         visitor.hidden = frozenset(hidden)
         visitor.view.layer = values["layer"] or None

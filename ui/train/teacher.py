@@ -5,7 +5,9 @@ student's page then says, read-only, what those values are (``fixed_settings_mar
 every hint that would send the student to a hidden control is left out with it: a chart's
 "Try this" that needs it (``TRY_NEEDS``), the learning rate's remark about the method, the
 status line's advice to raise Steps or to export. Buttons that would change a fixed setting
-go too (``derived_hidden``: New seed with the seed, the data upload with the task).
+go too (``derived_hidden``: New seed with the seed, the data upload with the task), and so do
+the controls that do nothing for a fixed method (``not_applicable``: λ unless the method is
+qGOFT, the scaling unless it is a Givens method), which the page then neither shows nor lists.
 
 Pure Python (no Gradio): ``ui.train.events`` turns these into component updates.
 """
@@ -15,7 +17,7 @@ from typing import Any, Collection, Mapping
 
 from demos.learn_texts import CHART_NOTES
 from qgoft_core.explore.models import DEFAULT_MODEL_ID
-from qgoft_core.explore.registry import method_label
+from qgoft_core.explore.registry import METHOD_SPECS, method_label
 
 # The settings a link can fix, in the order the settings panel shows them, with their names there.
 SETTING_NAMES: dict[str, str] = {"model": "Model", "task": "Task", "method": "Method", "scaling": "Scaling",
@@ -36,9 +38,21 @@ LR_INFO = ("AdamW step size (warm-up over the first 5 steps); acts at once, even
 LR_METHOD_REMARK = " Changing the method sets its usual value."
 
 
-def derived_hidden(hidden: Collection[str]) -> set[str]:
-    """What else goes with the hidden controls: the upload with the task (it would change it)."""
+def not_applicable(method: Any) -> set[str]:
+    """The controls that do nothing for `method`: λ (the penalty's weight) for a method without
+    the penalty (all but qGOFT), the scaling for a method that is not a Givens rotation."""
+    spec = METHOD_SPECS.get(str(method))
+    if spec is None:
+        return set()
+    return ({"lam"} if not spec.penalty else set()) | ({"scaling"} if not spec.givens else set())
+
+
+def derived_hidden(hidden: Collection[str], method: Any = None) -> set[str]:
+    """What else goes with the hidden controls: the upload with the task (it would change it), and,
+    when the method is fixed (to `method`), the controls that do nothing for it."""
     extra = {"upload"} if "task" in hidden else set()
+    if "method" in hidden:
+        extra |= not_applicable(method)
     return set(hidden) | extra
 
 
@@ -66,8 +80,11 @@ def value_text(key: str, values: Mapping[str, Any]) -> str:
 
 
 def fixed_settings_markdown(values: Mapping[str, Any], hidden: Collection[str]) -> str:
-    """'Your teacher fixed …' with each fixed setting and its value; "" when the link fixes none."""
-    fixed = [key for key in SETTING_NAMES if key in hidden]
+    """'Your teacher fixed …' with each fixed setting and its value; "" when the link fixes none.
+
+    A setting that does nothing for the fixed method (λ for GOFT) is not listed: it is not part of the run."""
+    idle = not_applicable(values.get("method")) if "method" in hidden else set()
+    fixed = [key for key in SETTING_NAMES if key in hidden and key not in idle]
     if not fixed:
         return ""
     items = "\n".join(f"- {SETTING_NAMES[key]}: **{value_text(key, values)}**" for key in fixed)
