@@ -64,6 +64,11 @@ def looks_local(name: str) -> bool:
     return os.path.exists(name) or os.path.exists(os.path.expanduser(name))
 
 
+def views_bytes(values: dict) -> int:
+    """About what a dict of drawn views holds: its serialised charts (``.plot``), 2 kB for anything else."""
+    return sum(len(v.plot) if isinstance(getattr(v, "plot", None), str) else 2048 for v in values.values())
+
+
 @dataclass
 class ViewState:
     """What a visitor's charts show: the selected layer, colour scale and timeline position."""
@@ -114,6 +119,10 @@ class RunRegistry:
         # "<session>:compare" of every visitor with a live comparison running (one each). Bounded by
         # the visitors comparing now: the comparison removes its own entry when it ends.
         self._comparing: set[str] = set()
+        # Train's step-0 charts by what they show (``ui.train_views.first_views_key``): thirty visitors
+        # pressing Train alike draw them once. Bounded by QGOFT_VIEW_CACHE_MB (least recently used go).
+        from qgoft_core.explore.caches import MIB, ByteBudgetCache
+        self.first_views = ByteBudgetCache("first views", max(0, settings.view_cache_mb) * MIB, size_of=views_bytes)
         # The training rotation: workers start on the first Train, not before.
         self.scheduler = StepScheduler(settings.cores(), settings.threads_per_run, settings.max_active_runs)
         self._sweeper: Optional[threading.Thread] = None

@@ -25,6 +25,7 @@ defaults, whatever the environment says; tests build theirs with
 | ``QGOFT_MODEL_CACHE_MB`` | ``model_cache_mb`` | 2048 |
 | ``QGOFT_DATA_CACHE_MB`` | ``data_cache_mb`` | 64 |
 | ``QGOFT_EMBEDDING_CACHE_MB`` | ``embedding_cache_mb`` | 32 |
+| ``QGOFT_VIEW_CACHE_MB`` | ``view_cache_mb`` | 8 |
 | ``QGOFT_MALLOC_ARENAS`` | ``malloc_arenas`` | 2 (``0``: glibc's own) |
 | ``QGOFT_PRELOAD`` | ``preload`` | on (``0`` turns it off) |
 | ``QGOFT_THREADS``, else ``CPU_CORES`` | ``cpu_threads`` | every core (at most 8 per step) |
@@ -119,6 +120,7 @@ class Settings:
     model_cache_mb: int = 2048  # loaded base models (the default model is pinned)
     data_cache_mb: int = 64  # tokenised splits
     embedding_cache_mb: int = 32  # base-model embeddings of held-out samples
+    view_cache_mb: int = 8  # Train's step-0 charts, drawn once for every run that starts alike
     malloc_arenas: int = 2  # glibc malloc arenas (0: leave glibc's default)
     preload: bool = True  # load the default model and warm its caches when the app starts
     cpu_threads: Optional[int] = None  # torch CPU threads of all runs together; None: every core
@@ -151,6 +153,7 @@ class Settings:
             model_cache_mb=_int(env, "QGOFT_MODEL_CACHE_MB", d.model_cache_mb),
             data_cache_mb=_int(env, "QGOFT_DATA_CACHE_MB", d.data_cache_mb),
             embedding_cache_mb=_int(env, "QGOFT_EMBEDDING_CACHE_MB", d.embedding_cache_mb),
+            view_cache_mb=_int(env, "QGOFT_VIEW_CACHE_MB", d.view_cache_mb),
             malloc_arenas=_int(env, "QGOFT_MALLOC_ARENAS", d.malloc_arenas),
             preload=env.get("QGOFT_PRELOAD", "1") != "0",
             cpu_threads=_threads(env),

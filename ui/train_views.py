@@ -9,6 +9,8 @@ loop that decides how often to draw (see ``train_session.Throttle``).
 """
 from __future__ import annotations
 
+import hashlib
+
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import gradio as gr
@@ -196,14 +198,17 @@ def empty_snapshot_views(message: str = "") -> dict[str, Any]:
     }
 
 
-def snapshot_views(run, view: ViewState, earlier: Sequence[EarlierRun] = (), lean: bool = False) -> dict[str, Any]:
+def snapshot_views(run, view: ViewState, earlier: Sequence[EarlierRun] = (), lean: bool = False,
+                   snapshots: Optional[list] = None) -> dict[str, Any]:
     """Heatmap, detail views of the selected layer, layer table, layer list and timeline; the
     orthogonality and energy charts with a line for each earlier run (its median layer).
 
     `lean`: the table's rows and the selected layer as plain values, for live updates after the
     first one (headers and layer list stay what that one set; a property update costs Gradio a
-    component rebuild, see ui/lean_blocks.py)."""
-    snapshots = list(run.history.snapshots) if run is not None else []
+    component rebuild, see ui/lean_blocks.py). `snapshots`: draw these instead of the run's
+    (a run training in another thread may have recorded more by the time this draws)."""
+    if snapshots is None:
+        snapshots = list(run.history.snapshots) if run is not None else []
     if not snapshots:
         return empty_snapshot_views()
     index = snapshot_index(snapshots, view.snapshot_step)
@@ -243,6 +248,28 @@ def snapshot_views(run, view: ViewState, earlier: Sequence[EarlierRun] = (), lea
         TIMELINE: gr.Slider(minimum=0, maximum=max(1, latest), value=snap["step"]),
         SELECTED: " ".join(notes),
     }
+
+
+def first_views_key(run, view: ViewState, earlier: Sequence[EarlierRun] = ()) -> Optional[tuple]:
+    """What the step-0 snapshot views of `run` depend on, when they can be shared; else None.
+
+    At step 0 every adapter is the identity, so runs that differ only in seed, learning rate or
+    steps show the same charts: the key is the snapshot's content itself (a digest of its
+    arrays), the method (named in the notes) and what the visitor looks at. Runs with earlier
+    runs drawn beside them, or past step 0, are not shared.
+    """
+    snapshots = run.history.snapshots if run is not None else []
+    if earlier or len(snapshots) != 1 or snapshots[0]["step"] != 0 or view.snapshot_step not in (None, 0):
+        return None
+    digest = hashlib.blake2b(digest_size=16)
+    for name, layer in snapshots[0]["layers"].items():
+        digest.update(name.encode())
+        for field in ("angles", "norm_ratio", "scales"):
+            value = layer.get(field)
+            digest.update(b"-" if value is None else np.ascontiguousarray(value).tobytes())
+        digest.update(repr((layer.get("orth_dev"), layer.get("he_drift"), sorted(layer.get("block", {}).items())))
+                      .encode())
+    return (digest.hexdigest(), run.config.method, view.layer, view.scale)
 
 
 def timeline_only(run) -> dict[str, Any]:

@@ -275,7 +275,8 @@ def _watch(registry: RunRegistry, visitor: Visitor, turn: Turn, news: queue.Simp
         # Something to draw: the step-0 evaluation (loss and accuracy) comes before the snapshot.
         ready = run is not None and turn.quanta > 0 and bool(run.history.evals or run.history.snapshots)
         if dirty and ready and (drawn_snapshots < 0 or now - last_yield >= MIN_INTERVAL):
-            update = _live_update(run, visitor, throttle, drawn_snapshots, _join(note, rotation_note(registry, turn)))
+            update = _live_update(run, visitor, throttle, drawn_snapshots, _join(note, rotation_note(registry, turn)),
+                                  registry)
             if V.TIMELINE in update:
                 drawn_snapshots = len(run.history.snapshots)
             dirty, last_yield = False, time.perf_counter()
@@ -300,7 +301,7 @@ def _join(*parts: str) -> str:
 
 
 def _live_update(run: TrainingRun, visitor: Visitor, throttle: Throttle, drawn_snapshots: int,
-                 note: str = "") -> dict[str, Any]:
+                 note: str = "", registry: Optional[RunRegistry] = None) -> dict[str, Any]:
     update = {V.STATUS: V.status_markdown(run, "training", note),
               V.INFO: V.run_info(run, "training", "", visitor.run_id)}
     shelf = E.shelf(visitor)
@@ -310,7 +311,12 @@ def _live_update(run: TrainingRun, visitor: Visitor, throttle: Throttle, drawn_s
         if earlier or drawn_snapshots < 0:  # the table's row of this run follows the loss chart
             update.update(V.earlier_views(run, shelf, lean=drawn_snapshots >= 0))
     new_snapshot = len(run.history.snapshots) > max(drawn_snapshots, 0)
-    if drawn_snapshots < 0 or (new_snapshot and throttle.due("snapshot")):
+    first = list(run.history.snapshots[:1])  # taken now: the run may record more while this draws
+    shared = V.first_views_key(run, visitor.view, earlier) if drawn_snapshots < 0 and registry is not None else None
+    if shared is not None:  # step 0 looks the same for every run that starts alike: drawn once
+        update.update(registry.first_views.get_or_create(
+            shared, lambda: V.snapshot_views(run, visitor.view, earlier, snapshots=first)))
+    elif drawn_snapshots < 0 or (new_snapshot and throttle.due("snapshot")):
         if visitor.view.snapshot_step is None:
             update.update(throttle.draw("snapshot", V.snapshot_views, run, visitor.view, earlier,
                                         drawn_snapshots >= 0))
