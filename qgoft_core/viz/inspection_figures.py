@@ -108,6 +108,10 @@ def angle_histogram(report: Any, bins: int = HISTOGRAM_BINS, saturation_fraction
     return apply_style(fig, f"{title}<br><sup>{note}</sup>", HEIGHTS["angle_histogram"])
 
 
+MIN_BAR_SHARE = 0.01  # narrowest bar drawn on shared axes, as a share of the axis
+WIDENED_NOTE = "drawn 1% of the axis wide to be seen; hover for values"
+
+
 def share_axes(*figures: go.Figure) -> None:
     """Give bar charts shown side by side the same x and y ranges (in place; figures without bars untouched)."""
     spans, tops = [], []
@@ -134,10 +138,23 @@ def share_axes(*figures: go.Figure) -> None:
     pad = 0.0 if all(s[2] for s in spans) else 0.03 * (hi - lo) or 0.05
     x_range = [lo - pad, hi + pad]
     y_range = [0.0, 1.05 * max(tops) if max(tops) > 0 else 1.0]
+    # A bin far narrower than the shared axis (strict GOFT: every ratio 1 within 1e-6) would be a
+    # sub-pixel sliver beside the other column's spread: draw it MIN_BAR_SHARE of the axis wide.
+    min_width = MIN_BAR_SHARE * (x_range[1] - x_range[0])
     for fig in figures:
         if any(t.type == "bar" for t in fig.data):
             fig.update_xaxes(range=x_range)
             fig.update_yaxes(range=y_range, rangemode=None)
+        widened = False
+        for trace in fig.data:
+            if trace.type == "bar" and trace.width is not None:
+                width = np.asarray(trace.width, dtype=float)
+                if width.size and float(width.max()) < min_width:
+                    trace.width = np.full_like(width, min_width)
+                    trace.name = f"{trace.name or 'count'} ({WIDENED_NOTE})"
+                    widened = True
+        if widened:
+            fig.update_layout(showlegend=True)
 
 
 def norm_change_figure(report: Any) -> go.Figure:

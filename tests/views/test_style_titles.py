@@ -147,3 +147,7 @@ def test_shared_norm_axes_keep_an_all_ones_bar_and_the_outliers_in_view():
     lo, hi = goft.layout.xaxis.range
     assert tuple(lora.layout.xaxis.range) == (lo, hi)
     assert lo < 1.0 - 0.01 and hi >= 2.9  # the bar at 1.0 clear of the edge, the outlier inside
+    # ...and wide enough to be seen: every ratio within 1e-6 of 1 was a sub-pixel sliver (seen on a walk)
+    assert min(goft.data[0].width) >= 0.01 * (hi - lo) * 0.999
+    assert "drawn 1% of the axis wide" in goft.data[0].name and goft.layout.showlegend
+    assert "drawn 1% of the axis wide" not in lora.data[0].name
