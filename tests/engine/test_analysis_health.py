@@ -14,7 +14,7 @@ from qgoft_core.explore.analysis import AdapterReport, inspect_adapter
 from qgoft_core.explore.analysis.health import (CHECKS, LORA_UPDATE_RATIO, ORTH_DEV_THRESHOLD, ORTH_TOLERANCE,
                                                 checks_for, checks_summary)
 from qgoft_core.explore.analysis.rows import display_names, layer_label
-from qgoft_core.explore.analysis.with_base import canonical_model_id
+from qgoft_core.explore.analysis.model_names import canonical_model_id
 from qgoft_core.explore.models import DEFAULT_MODEL_ID, SentenceClassifier, default_model_path
 from qgoft_core.viz import inspection_figures as IF
 from tests.conftest import save_ours, save_peft

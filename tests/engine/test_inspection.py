@@ -330,7 +330,7 @@ def test_spectra_are_computed_only_when_read_and_the_scaled_layer_is_shown(tiny_
     ("google-bert/bert-base-uncased", "google-bert/bert-base-uncased"),
 ])
 def test_base_models_are_shown_by_name_never_by_install_path(recorded, shown):
-    from qgoft_core.explore.analysis.with_base import display_model_name
+    from qgoft_core.explore.analysis.model_names import display_model_name
     assert display_model_name(recorded) == shown
 
 

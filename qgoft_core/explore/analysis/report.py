@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from qgoft_core.explore.analysis.health import checks_summary
+from qgoft_core.explore.analysis.model_names import display_model_name
 from qgoft_core.explore.registry import method_label
 
 COLUMNS = ["layer", "module", "kind", "d", "n/r", "params", "max |angle| (deg)", "mean |angle| (deg)",
@@ -112,7 +113,6 @@ class AdapterReport:
     def summary_rows(self) -> list[dict]:
         """The summary; base models by name (the offline default by its hub id, a local folder by its
         last parts), never the path a machine installed them at."""
-        from qgoft_core.explore.analysis.with_base import display_model_name
         rows = [
             ("source", self.source),
             ("method", self.method_label),
