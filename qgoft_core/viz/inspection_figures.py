@@ -109,7 +109,7 @@ def angle_histogram(report: Any, bins: int = HISTOGRAM_BINS, saturation_fraction
 
 
 MIN_BAR_SHARE = 0.01  # narrowest bar drawn on shared axes, as a share of the axis
-WIDENED_NOTE = "drawn 1% of the axis wide to be seen; hover for values"
+WIDENED_NOTE = "bar drawn 1% of the axis wide to be seen; hover for its values"
 
 
 def share_axes(*figures: go.Figure) -> None:
@@ -151,10 +151,11 @@ def share_axes(*figures: go.Figure) -> None:
                 width = np.asarray(trace.width, dtype=float)
                 if width.size and float(width.max()) < min_width:
                     trace.width = np.full_like(width, min_width)
-                    trace.name = f"{trace.name or 'count'} ({WIDENED_NOTE})"
                     widened = True
-        if widened:
-            fig.update_layout(showlegend=True)
+        if widened:  # said inside the plot: a legend entry this long squeezed the plot area to a third
+            fig.add_annotation(text=WIDENED_NOTE, xref="paper", yref="paper", x=0.99, y=0.98, xanchor="right",
+                               yanchor="top", showarrow=False, font=dict(size=11, color="#555"),
+                               bgcolor="rgba(255,255,255,0.8)")
 
 
 def norm_change_figure(report: Any) -> go.Figure:
@@ -162,7 +163,10 @@ def norm_change_figure(report: Any) -> go.Figure:
     if report.norm_ratios:
         return F.norm_change_histogram(report.norm_ratios)
     if report.scales:
-        return F.norm_change_histogram(report.scales, value_label="learned scale (1 = unchanged)")
+        # Without the base there are no neurons to measure: these are the adapter's learned scales
+        # (one per input index of each block), counted as scales, not as neurons.
+        return F.norm_change_histogram(report.scales, value_label="learned scale", counted="scales",
+                                       base_title="Learned scales")
     return message_figure("Per-neuron norm change",
                           "Norm changes need the base model: inspect again with a base model.",
                           HEIGHTS["norm_changes"])

@@ -8,6 +8,7 @@ what is displayed.
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Mapping, Sequence
 from typing import Literal
@@ -50,12 +51,15 @@ TABLE_COLUMN_HELP: dict[str, str] = {
     "norm ratio max": "largest per-neuron length ratio ‖w′ᵢ‖ / ‖wᵢ‖ (1 = unchanged)",
     "module": "the full module path in the model (click a row to select that layer)",
 }
-TABLE_COLUMN_WIDTHS = ["110px", "60px", "95px", "95px", "85px", "85px", "90px", "90px", "300px"]
+# The number columns fit "-2.486e-11" on one line (85 px broke it in two).
+TABLE_COLUMN_WIDTHS = ["110px", "60px", "95px", "95px", "105px", "105px", "105px", "105px", "300px"]
 
 
 def table_notes_markdown() -> str:
     """One compact paragraph explaining every column of :func:`layer_overview_table`."""
-    return "**Columns.** " + " · ".join(f"**{name}**: {text}" for name, text in TABLE_COLUMN_HELP.items())
+    # Escaped: "L<block>.<role>" is read as HTML tags by Markdown and hid every column after it.
+    return "**Columns.** " + " · ".join(f"**{html.escape(name)}**: {html.escape(text)}"
+                                         for name, text in TABLE_COLUMN_HELP.items())
 
 
 
@@ -311,6 +315,9 @@ def angle_histograms_over_time(
             f"{bins} bins of {2 * limit / bins:.2g}{sign}")
     if any_wrapped:
         note += f"; angles beyond ±{half_turn:g}{sign} wrapped (same rotation)"
+    if zmax is not None and int(counts.max()) > zmax:
+        note += (f"; colours capped at {zmax} pairs (the spike holds up to {int(counts.max())}) "
+                 "so the spread stays visible")
     title = with_note(title, note)
     meta = {"angle_range": [-limit, limit]}
     if layer_name:
@@ -354,6 +361,8 @@ def norm_change_histogram(
     min_deviation: float = 1e-4,
     bins: int = 60,
     value_label: str = "norm ratio ‖w′ᵢ‖ / ‖wᵢ‖",
+    counted: str = "neurons",
+    base_title: str = "Per-neuron norm change",
 ) -> go.Figure:
     """Distribution of per-neuron norm ratios, with 1.0 (norm unchanged) marked.
 
@@ -366,7 +375,6 @@ def norm_change_histogram(
     ``value_label``.
     """
     values, layers, neurons = _flatten_per_neuron(norm_ratios)
-    base_title = "Per-neuron norm change"
     if values.size == 0:
         return empty_figure(base_title, "No norm ratios recorded.")
 
@@ -378,9 +386,9 @@ def norm_change_histogram(
     fig = go.Figure()
     fig.add_trace(
         go.Bar(
-            x=centres, y=counts, width=np.diff(edges), name="neurons",
+            x=centres, y=counts, width=np.diff(edges), name=counted,
             marker_color="#4c78a8",
-            hovertemplate="ratio %{x:.5g}<br>%{y} neurons<extra></extra>",
+            hovertemplate=f"%{{x:.5g}}<br>%{{y}} {counted}<extra></extra>",
         )
     )
     # Mark only the most extreme outliers: thousands of markers would bloat every update.
@@ -395,14 +403,15 @@ def norm_change_histogram(
             mode="markers",
             marker=dict(symbol="x", size=9, color=OUTLIER_COLOR),
             name=f"outliers ({n_outliers})",
-            hovertemplate="%{customdata[0]}neuron %{customdata[1]}<br>ratio %{x:.5g}<extra>outlier</extra>",
+            hovertemplate=f"%{{customdata[0]}}{counted.rstrip('s')} %{{customdata[1]}}<br>%{{x:.5g}}"
+                          "<extra>outlier</extra>",
         )
     )
     fig.add_vline(x=1.0, line=dict(color="black", dash="dash", width=1))
     fig.update_xaxes(title_text=f"{value_label} (1 = unchanged)")
-    fig.update_yaxes(title_text="neurons (count)")
+    fig.update_yaxes(title_text=f"{counted} (count)")
     title = with_note(
-        f"{base_title}: {n_outliers} outlier{'s' if n_outliers != 1 else ''} of {values.size} neurons",
+        f"{base_title}: {n_outliers} outlier{'s' if n_outliers != 1 else ''} of {values.size} {counted}",
         f"outlier = outside quartiles ± {outlier_factor:g}×IQR and |ratio − 1| > {min_deviation:g}; "
         "dashed line = 1.0",
     )

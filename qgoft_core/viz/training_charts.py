@@ -121,9 +121,11 @@ def loss_curves(
     acc_row = rows
     fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.07 if rows == 3 else 0.1,
                         subplot_titles=titles)
+    # A lone point in a lines-only trace draws nothing (after one Step +1 the chart looked empty).
+    step_mode = "lines+markers" if len(train_x) < 3 else "lines"
     fig.add_trace(
         go.Scatter(
-            x=train_x, y=column(steps, "loss"), mode="lines", name="train task loss",
+            x=train_x, y=column(steps, "loss"), mode=step_mode, name="train task loss",
             hovertemplate="step %{x}<br>task loss %{y:.4g}<extra></extra>",
         ),
         row=1, col=1,
@@ -140,7 +142,7 @@ def loss_curves(
         fig.add_trace(
             go.Scatter(
                 x=[] if no_penalty else train_x, y=[] if no_penalty else column(steps, "reg_loss"),
-                mode="lines", name="regulariser loss",
+                mode=step_mode, name="regulariser loss",
                 hovertemplate="step %{x}<br>regulariser loss %{y:.3e}<extra></extra>",
             ),
             row=2, col=1,

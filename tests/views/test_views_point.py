@@ -184,6 +184,21 @@ def test_layer_table_short_name_first_path_last_every_column_explained():
     assert update.column_widths and "module path" in update.label
 
 
+def test_layer_table_notes_survive_markdown():
+    """'L<block>.<role>' was read as HTML tags: the page showed 'Columns. layer: short name: L' and nothing after."""
+    import markdown_it  # gradio's own Markdown renderer's base
+    html = markdown_it.MarkdownIt("commonmark", {"html": True}).render(F.table_notes_markdown())
+    assert "<block>" not in html and "&lt;block&gt;" in html
+    assert all(name in html for name in ("orth dev", "HE drift", "norm ratio max", "module"))
+
+
+def test_layer_table_number_columns_fit_a_float32_exponent_on_one_line():
+    # "-2.486e-11" wrapped as "2.486e-" / "11" in 85 px columns; ~9 px a character in the table's font
+    widths = dict(zip(F.TABLE_COLUMNS, F.TABLE_COLUMN_WIDTHS))
+    for column in ("orth dev", "HE drift", "norm ratio min", "norm ratio max"):
+        assert int(widths[column].rstrip("px")) >= 10 * 9 + 12, column
+
+
 def test_loss_chart_hides_an_absent_regulariser():
     steps = [{"step": i, "loss": 0.7 - 0.01 * i, "reg_loss": 0.0, "sec_per_step": 0.1} for i in range(5)]
     evals = [{"step": 4, "loss": 0.6, "accuracy": 0.7}]
@@ -195,6 +210,28 @@ def test_loss_chart_hides_an_absent_regulariser():
     from ui.train_views import has_regulariser
 
     assert has_regulariser("qgoft") and not any(has_regulariser(m) for m in ("goft", "lora", "full"))
+
+
+def test_one_step_of_loss_is_drawn_as_a_point():
+    """After one Step +1 the loss and regulariser traces held one point each, drawn as lines: nothing showed."""
+    fig = F.loss_curves([{"step": 1, "loss": 0.69, "reg_loss": 1e-6, "sec_per_step": 0.1}], [])
+    one_point = [t for t in fig.data if t.x is not None and len(t.x) == 1]
+    assert one_point and all("markers" in t.mode for t in one_point)
+
+
+def test_angle_histogram_says_when_its_colours_are_capped():
+    steps = [0, 10]
+    angles = [np.zeros(400), np.random.default_rng(0).normal(0, 0.05, 400)]
+    fig = F.angle_histograms_over_time(steps, angles)
+    assert fig.data[0].zmax < 400 and "colours capped at" in fig.layout.title.text
+
+
+def test_learned_scales_are_counted_as_scales_not_neurons():
+    fig = F.norm_change_histogram(np.r_[np.ones(50), 1.3], value_label="learned scale", counted="scales",
+                                  base_title="Learned scales")
+    text = fig.layout.title.text + fig.layout.yaxis.title.text + fig.layout.xaxis.title.text
+    assert "neuron" not in text and "of 51 scales" in text
+    assert fig.layout.xaxis.title.text.count("(1 = unchanged)") == 1
 
 
 # -- 8. no winner from one seed ----------------------------------------------------------------
