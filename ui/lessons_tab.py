@@ -144,6 +144,24 @@ def run_figures(run: PrecomputedRun, index: int, ranges: dict | None = None) -> 
     return {"loss": loss, "heatmap": heatmap, "energy": energy, "orth": orth}
 
 
+def _padded(values: list[float], pad: float = 0.08) -> list[float]:
+    """[lo, hi] around ``values`` and 1 (the base), with a margin of ``pad`` of the span."""
+    finite = _finite(values) + [1.0]
+    lo, hi = min(finite), max(finite)
+    margin = pad * (hi - lo) or 0.01
+    return [lo - margin, hi + margin]
+
+
+def kept_ranges(runs: tuple[PrecomputedRun, PrecomputedRun]) -> dict[str, list[float]]:
+    """One y range per panel of :func:`kept_figure`, from both runs' whole timelines.
+
+    Fixed for the lesson: while it plays the curves grow inside the axes instead of the
+    axes rescaling with each frame (as the step axis, the other lesson charts).
+    """
+    return {"kept": _padded([r.get("kept") for run in runs for r in run.retention]),
+            "cka": _padded([e.get("cka") for run in runs for e in run.evals])}
+
+
 def kept_figure(runs: tuple[PrecomputedRun, PrecomputedRun], step: int) -> go.Figure:
     """What each run kept of the base model: retention probe and CKA vs step, both runs."""
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
@@ -162,8 +180,10 @@ def kept_figure(runs: tuple[PrecomputedRun, PrecomputedRun], step: int) -> go.Fi
     last = max(r.snapshot_steps[-1] for r in runs)
     _fix_step_axis(fig, last)
     fig.update_xaxes(title_text="optimizer step")
-    fig.update_yaxes(title_text="kept (1 = as good as the base)", row=1, col=1)
-    fig.update_yaxes(title_text="CKA (1 = unchanged)", row=1, col=2)
+    ranges = kept_ranges(runs)
+    fig.update_yaxes(title_text="kept (1 = as good as the base)", range=ranges["kept"], autorange=False,
+                     row=1, col=1)
+    fig.update_yaxes(title_text="CKA (1 = unchanged)", range=ranges["cka"], autorange=False, row=1, col=2)
     fig.update_layout(legend=dict(orientation="h", y=-0.25))
     return apply_style(fig, "What the model kept<br><sup>retention: Spearman on the base's sentence-similarity "
                           "pairs, tuned / base</sup>", 380, width=WIDE_FIGURE)

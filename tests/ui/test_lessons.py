@@ -262,3 +262,47 @@ def test_lessons_tab_and_tour_in_the_browser():
         screenshot(page, "learn_tour")
         page.locator("#tour-show").click()
         wait_until(lambda: page.locator("#train-controls").is_visible(), 15, message="the Train tab")
+
+
+# -- fixed axes while a lesson plays ----------------------------------------------------
+def _stub_run(run_id: str, kept: list[float], cka: list[float]):
+    from types import SimpleNamespace
+    steps = [10 * i for i in range(len(kept))]
+    return SimpleNamespace(run_id=run_id, label=run_id, snapshot_steps=steps,
+                           retention=[{"step": s, "kept": k} for s, k in zip(steps, kept)],
+                           evals=[{"step": s, "cka": c} for s, c in zip(steps, cka)])
+
+
+def _y_ranges(fig) -> tuple:
+    return tuple(fig.layout.yaxis.range), tuple(fig.layout.yaxis2.range)
+
+
+def test_kept_figure_y_axes_are_fixed_over_the_whole_lesson():
+    """The 'What the model kept' chart used to rescale its y axes at every frame (1.0 at step 0,
+    then [0.9999, 1.0013] ... [0.9757, 1.0082]): now one range per panel from every frame's data."""
+    from ui.lessons_tab import kept_figure, kept_ranges
+
+    runs = (_stub_run("a", [1.0, 1.001, 1.005, 0.99], [1.0, 0.99, 0.9, 0.8]),
+            _stub_run("b", [1.0, 0.98, 0.95, 1.002], [1.0, 0.7, 0.5, 0.52]))
+    ranges = kept_ranges(runs)
+    assert ranges["kept"][0] < 0.95 and ranges["kept"][1] > 1.005
+    assert ranges["cka"][0] < 0.5 and ranges["cka"][1] > 1.0
+    seen = {_y_ranges(kept_figure(runs, step)) for step in runs[0].snapshot_steps}
+    assert seen == {(tuple(ranges["kept"]), tuple(ranges["cka"]))}, seen
+    flat = kept_figure(runs[:1] * 2, 0)  # one point at 1: still a range of its own, not [1, 1]
+    assert flat.layout.yaxis.range[0] < 1.0 < flat.layout.yaxis.range[1]
+
+
+@pytest.mark.parametrize("key", list(P.PRESETS))
+def test_shipped_lessons_keep_their_kept_axes_while_playing(key):
+    from ui.lessons_tab import kept_figure
+
+    _, run_a, run_b = P.load_preset(key)
+    figs = [kept_figure((run_a, run_b), s) for s in run_a.snapshot_steps]
+    assert len({_y_ranges(f) for f in figs}) == 1
+    lo, hi = figs[0].layout.yaxis.range
+    last = figs[-1]
+    for trace in last.data:  # every point of the last frame lies inside the fixed axis
+        axis = last.layout.yaxis2 if trace.yaxis == "y2" else last.layout.yaxis
+        ys = [y for y in trace.y if y is not None]
+        assert all(axis.range[0] <= y <= axis.range[1] for y in ys), (trace.name, ys, axis.range)
