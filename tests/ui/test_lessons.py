@@ -7,6 +7,7 @@ that each lesson shows what its "what to notice" sentence says it shows.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -306,3 +307,37 @@ def test_shipped_lessons_keep_their_kept_axes_while_playing(key):
         axis = last.layout.yaxis2 if trace.yaxis == "y2" else last.layout.yaxis
         ys = [y for y in trace.y if y is not None]
         assert all(axis.range[0] <= y <= axis.range[1] for y in ys), (trace.name, ys, axis.range)
+
+
+# -- titles name the runs in column order -----------------------------------------------
+def _names(side: str, label: str) -> bool:
+    """`side` (a title's words for one run) names the run with this label: whole words, any case."""
+    return re.search(rf"(?<!\w){re.escape(side.strip())}(?!\w)", label, re.IGNORECASE) is not None
+
+
+def _vs_pairs(title: str) -> list[tuple[str, str]]:
+    """Each 'X vs Y' of a title: X back to the last '(' ',' ':' or the start, Y up to the next."""
+    return [(m.group(1).strip(), m.group(2).strip()) for m in re.finditer(r"([^(,:]+?) vs ([^(),:]+)", title)]
+
+
+def test_vs_pairs_reads_the_title():
+    assert _vs_pairs("What λ does (qGOFT, λ = 0.01 vs λ = 10)") == [("λ = 0.01", "λ = 10")]
+    assert _vs_pairs("Strict vs quasi (GOFT vs qGOFT)") == [("Strict", "quasi"), ("GOFT", "qGOFT")]
+
+
+@pytest.mark.parametrize("key", list(P.PRESETS))
+def test_every_two_run_title_names_its_runs_in_column_order(key):
+    """'λ = 10 vs λ = 0.01' sat over column A = λ = 0.01 and B = λ = 10: an 'X vs Y' in a title
+    must name run A first. A side that names both runs or neither (e.g. 'quasi') is not checked,
+    but every title must have at least one 'X vs Y' that names each run exactly."""
+    preset = P.PRESETS[key]
+    label_a, label_b = P.RUN_LABELS[preset.run_a], P.RUN_LABELS[preset.run_b]
+    checked = 0
+    for left, right in _vs_pairs(preset.title):
+        a_left, b_left = _names(left, label_a), _names(left, label_b)
+        a_right, b_right = _names(right, label_a), _names(right, label_b)
+        assert not (b_left and not a_left and a_right and not b_right), (
+            f"{preset.title!r}: {left!r} is column B ({label_b}), {right!r} is column A ({label_a})")
+        assert not (b_left and not a_left) and not (a_right and not b_right), (preset.title, left, right)
+        checked += (a_left and not b_left) and (b_right and not a_right)
+    assert checked, f"{preset.title!r} names neither run in an 'X vs Y' of their labels"
