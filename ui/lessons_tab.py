@@ -126,7 +126,7 @@ def run_figures(run: PrecomputedRun, index: int, ranges: dict | None = None) -> 
         peak = ranges["angle"]
         heatmap.update_traces(zmin=-peak, zmax=peak)
         set_title(heatmap, f"Rotation angles per layer at step {step}<br><sup>colour scale fixed over the run "
-                           f"and shared by both columns: ±{peak:.3g}°</sup>")
+                           f"and shared by both columns: ±{_degrees(peak)}</sup>")
     else:
         heatmap = _message_figure("Rotation angles per layer",
                                   f"{run.label}: this method has no Givens rotations, so no angles.")
@@ -242,6 +242,16 @@ def _fmt(value: float | None, spec: str) -> str:
     return "–" if value is None or not math.isfinite(value) else format(value, spec)
 
 
+ANGLE_FORMAT = ".1f"  # degrees, in the summary and the heatmap titles alike: 6.4° beside 4.5°, not 4.48°
+RETENTION_NOTE = ("Retention kept above 1 ({values}) means the tuned model scored a little higher than the "
+                  "base on the retention probe: noise around the base's own score (the probe is a few hundred "
+                  "sentence pairs), not a gain.")
+
+
+def _degrees(value: float | None) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:{ANGLE_FORMAT}}°"
+
+
 def summary_markdown(runs: tuple[PrecomputedRun, PrecomputedRun], index: int) -> str:
     """A small A/B table of the numbers at the current step."""
     rows: dict[str, list[str]] = {k: [] for k in (
@@ -260,7 +270,7 @@ def summary_markdown(runs: tuple[PrecomputedRun, PrecomputedRun], index: int) ->
         rows["held-out accuracy"].append(_fmt(_at(run.evals, step, "accuracy"), ".1%"))
         rows["retention kept"].append(_fmt(_at(run.retention, step, "kept"), ".4f"))
         rows["CKA to base"].append(_fmt(_at(run.evals, step, "cka"), ".4f"))
-        rows["max |angle|"].append(_fmt(peak, ".3g") + ("°" if math.isfinite(peak) else ""))
+        rows["max |angle|"].append(_degrees(peak))
         rows["max |HE drift|"].append(_fmt(float(np.nanmax(np.abs(run.he_drift[index]))), ".2e"))
         rows["max orth. deviation"].append(
             _fmt(float(np.nanmax(orth)) if np.isfinite(orth).any() else None, ".2e"))
@@ -269,6 +279,10 @@ def summary_markdown(runs: tuple[PrecomputedRun, PrecomputedRun], index: int) ->
     lines = [f"**At step {step}**", "", "| | A | B |", "| --- | --- | --- |"]
     # "|" inside a cell would split it: escape it
     lines += [f"| {name.replace('|', chr(92) + '|')} | {a} | {b} |" for name, (a, b) in rows.items()]
+    above = [f"{side}: {value}" for side, value in zip("AB", rows["retention kept"])
+             if value != "–" and float(value) > 1.0]
+    if above:  # the number is in the table: its explanation goes right under it
+        lines += ["", RETENTION_NOTE.format(values=", ".join(above))]
     return "\n".join(lines)
 
 
