@@ -205,6 +205,10 @@ For DeBERTaV3-base: five layers per block take $d = 768$ and one takes $d = 3072
 $12 \times (5 \times 767 + 3071) = 82{,}872$, and four times that for qGOFT.
 """
 
+# Added to a chart step ("needs_run") while the visitor's run has not trained a step yet.
+TOUR_BEFORE_RUN = ("*No run yet:* this chart stays empty until a run trains. Go **◀ Back** to step 3 "
+                   "and press ▶ Train first (or watch finished runs in the Lessons, step 6).")
+
 TOUR_STEPS: list[dict[str, str]] = [
     {
         "title": "1. Start with the playground",
@@ -244,6 +248,7 @@ TOUR_STEPS: list[dict[str, str]] = [
         "angles; an angle far past it is wrapped (θ ± 360° is the same rotation) and means the "
         "learning rate is too high. Only the tanh form saturates there.",
         "target": "angle-heatmap",
+        "needs_run": True,  # empty until a run trains: the tour says so (ui/learn_tab.py)
     },
     {
         "title": "5. Is the geometry kept?",
@@ -251,6 +256,7 @@ TOUR_STEPS: list[dict[str, str]] = [
         "and LoRA. qGOFT's penalty λ only makes each block's columns perpendicular; their free "
         "lengths still move the energy.",
         "target": "energy-plot",
+        "needs_run": True,  # empty until a run trains: the tour says so (ui/learn_tab.py)
     },
     {
         "title": "6. Watch finished runs: Lessons",

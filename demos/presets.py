@@ -92,7 +92,7 @@ PRESETS: dict[str, Preset] = {p.key: p for p in (
     ),
     Preset(
         key="lambda_too_large",
-        title="What λ does and does not do (qGOFT, λ = 10 vs λ = 0.01)",
+        title="What λ does and does not do (qGOFT, λ = 0.01 vs λ = 10)",
         run_a="qgoft", run_b="qgoft_lambda_huge",
         notice="With λ = 10 training pushes Σ⟨α, β⟩² thousands of times below the default run's "
                "and the task loss falls a little more slowly, yet ‖MᵀM − I‖ and the energy drift do "
@@ -104,7 +104,7 @@ PRESETS: dict[str, Preset] = {p.key: p for p in (
     ),
     Preset(
         key="lr_too_high",
-        title="Learning rate too high: angles race past a half-turn (GOFT, lr 0.5 vs 2e-3)",
+        title="Learning rate too high: angles race past a half-turn (GOFT, lr 2e-3 vs 0.5)",
         run_a="goft", run_b="goft_lr_high",
         notice="At lr 0.5 the angles shoot past ±180° within ten steps and keep going. These are "
                "plain angles, so nothing saturates: ±180° is an ordinary half-turn and an angle past "

@@ -3,7 +3,8 @@
 The tour is a step-through panel: "Back" / "Next" show one step of
 ``TOUR_STEPS`` at a time and name the panel it is about; "Show me" switches to
 that panel's tab and outlines the panel for a moment (plain browser script,
-so it costs no server round trip and does nothing if the panel is hidden).
+so it costs no server round trip and does nothing if the panel is hidden); for a panel
+on another tab it also floats a "Back to the tour" button that returns in one click.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Collection, Optional
 
 import gradio as gr
 
-from demos.learn_texts import LATEX_DELIMITERS, LEARN_MARKDOWN, TOUR_STEPS
+from demos.learn_texts import LATEX_DELIMITERS, LEARN_MARKDOWN, TOUR_BEFORE_RUN, TOUR_STEPS
 from ui.context import AppContext
 
 # Tour target (an elem_id) -> (the tab it lives on, the panel's name as a user sees it).
@@ -65,23 +66,58 @@ _SHOW_ME_JS = """
     // A data attribute, not an inline style: Gradio rewrites a tab's style when it switches.
     for (const m of marks) m.setAttribute("data-tour-mark", "");
     setTimeout(() => { for (const m of marks) m.removeAttribute("data-tour-mark"); }, 2000);
+    if (panel !== tab) offerReturn(index);
   }, 250);
+  // A panel on another tab (often far down, the tab bar scrolled away): a floating button leads back
+  // to the tour in one click, and goes once used (or once the Learn tab is opened another way).
+  function offerReturn(at) {
+    const old = document.getElementById("tour-return");
+    if (old) old.remove();
+    const back = document.createElement("button");
+    back.id = "tour-return";
+    back.type = "button";
+    back.textContent = "\u2191 Back to the tour (step " + (at + 1) + ")";
+    back.style.cssText = "position:fixed;right:24px;bottom:24px;z-index:1000;padding:10px 16px;" +
+      "border:none;border-radius:8px;background:var(--button-primary-background-fill,#f97316);" +
+      "color:var(--button-primary-text-color,#fff);font-size:15px;font-weight:600;cursor:pointer;" +
+      "box-shadow:0 2px 8px rgba(0,0,0,.25)";
+    const learn = document.getElementById("learn-tab-button");
+    const drop = () => { back.remove(); if (learn) learn.removeEventListener("click", drop); };
+    back.addEventListener("click", () => {
+      drop();
+      if (learn) learn.click();
+      setTimeout(() => {
+        const tour = document.getElementById("tour-panel");
+        if (!tour) return;
+        const top = tour.getBoundingClientRect().top + window.scrollY;
+        if (top < 0.7 * window.innerHeight) window.scrollTo({top: 0, behavior: "smooth"});  // tab bar too
+        else tour.scrollIntoView({behavior: "smooth", block: "center"});
+        const next = document.getElementById("tour-next");
+        if (next) next.focus({preventScroll: true});
+      }, 250);
+    });
+    if (learn) learn.addEventListener("click", drop);
+    document.body.appendChild(back);
+  }
   return index;
 }
 """
 
 
-def tour_step_markdown(index: int, hidden: Collection[str] = ()) -> str:
+def tour_step_markdown(index: int, hidden: Collection[str] = (), trained: bool = False) -> str:
     """The text of tour step ``index`` (clamped), naming the panel it points at.
 
     `hidden`: the controls a teacher's link hides (ui/share.py); a step that lists controls
     names only the visible ones, so the tour never sends a student to a control they cannot see.
+    `trained`: the visitor's run has trained at least one step; until then a step about a chart
+    says the chart is still empty and how to fill it.
     """
     index = max(0, min(len(TOUR_STEPS) - 1, int(index)))
     step = TOUR_STEPS[index]
     panel = TOUR_PANELS.get(step["target"], (None, step["target"]))[1]
+    before = f"\n\n{TOUR_BEFORE_RUN}" if step.get("needs_run") and not trained else ""
     return (f"**Step {index + 1} of {len(TOUR_STEPS)}: {step['title'].split('. ', 1)[-1]}**\n\n"
-            f"{_step_text(step, hidden)}\n\n*Where:* {panel}.")
+            f"{_step_text(step, hidden)}{before}\n\n*Where:* {panel}.")
 
 
 def _step_text(step: dict, hidden: Collection[str]) -> str:
@@ -102,8 +138,10 @@ def _step_text(step: dict, hidden: Collection[str]) -> str:
 def _move(ctx: AppContext, index: int, delta: int, request: Optional[gr.Request] = None) -> tuple:
     index = max(0, min(len(TOUR_STEPS) - 1, int(index) + delta))
     session = getattr(request, "session_hash", None)
-    hidden = ctx.runs.visitor(session).hidden if session else ()
-    return (index, tour_step_markdown(index, hidden), gr.update(interactive=index > 0),
+    visitor = ctx.runs.visitor(session) if session else None
+    hidden = visitor.hidden if visitor else ()
+    trained = bool(visitor and visitor.run is not None and getattr(visitor.run, "step_count", 0) > 0)
+    return (index, tour_step_markdown(index, hidden, trained), gr.update(interactive=index > 0),
             gr.update(interactive=index < len(TOUR_STEPS) - 1))
 
 

@@ -126,7 +126,7 @@ def run_figures(run: PrecomputedRun, index: int, ranges: dict | None = None) -> 
         peak = ranges["angle"]
         heatmap.update_traces(zmin=-peak, zmax=peak)
         set_title(heatmap, f"Rotation angles per layer at step {step}<br><sup>colour scale fixed over the run "
-                           f"and shared by both columns: ±{peak:.3g}°</sup>")
+                           f"and shared by both columns: ±{_degrees(peak)}</sup>")
     else:
         heatmap = _message_figure("Rotation angles per layer",
                                   f"{run.label}: this method has no Givens rotations, so no angles.")
@@ -142,6 +142,24 @@ def run_figures(run: PrecomputedRun, index: int, ranges: dict | None = None) -> 
                                f"{run.label}: an additive update has no rotation operator M, "
                                "so ‖MᵀM − I‖ is not defined.")
     return {"loss": loss, "heatmap": heatmap, "energy": energy, "orth": orth}
+
+
+def _padded(values: list[float], pad: float = 0.08) -> list[float]:
+    """[lo, hi] around ``values`` and 1 (the base), with a margin of ``pad`` of the span."""
+    finite = _finite(values) + [1.0]
+    lo, hi = min(finite), max(finite)
+    margin = pad * (hi - lo) or 0.01
+    return [lo - margin, hi + margin]
+
+
+def kept_ranges(runs: tuple[PrecomputedRun, PrecomputedRun]) -> dict[str, list[float]]:
+    """One y range per panel of :func:`kept_figure`, from both runs' whole timelines.
+
+    Fixed for the lesson: while it plays the curves grow inside the axes instead of the
+    axes rescaling with each frame (as the step axis, the other lesson charts).
+    """
+    return {"kept": _padded([r.get("kept") for run in runs for r in run.retention]),
+            "cka": _padded([e.get("cka") for run in runs for e in run.evals])}
 
 
 def kept_figure(runs: tuple[PrecomputedRun, PrecomputedRun], step: int) -> go.Figure:
@@ -162,8 +180,10 @@ def kept_figure(runs: tuple[PrecomputedRun, PrecomputedRun], step: int) -> go.Fi
     last = max(r.snapshot_steps[-1] for r in runs)
     _fix_step_axis(fig, last)
     fig.update_xaxes(title_text="optimizer step")
-    fig.update_yaxes(title_text="kept (1 = as good as the base)", row=1, col=1)
-    fig.update_yaxes(title_text="CKA (1 = unchanged)", row=1, col=2)
+    ranges = kept_ranges(runs)
+    fig.update_yaxes(title_text="kept (1 = as good as the base)", range=ranges["kept"], autorange=False,
+                     row=1, col=1)
+    fig.update_yaxes(title_text="CKA (1 = unchanged)", range=ranges["cka"], autorange=False, row=1, col=2)
     fig.update_layout(legend=dict(orientation="h", y=-0.25))
     return apply_style(fig, "What the model kept<br><sup>retention: Spearman on the base's sentence-similarity "
                           "pairs, tuned / base</sup>", 380, width=WIDE_FIGURE)
@@ -222,6 +242,16 @@ def _fmt(value: float | None, spec: str) -> str:
     return "–" if value is None or not math.isfinite(value) else format(value, spec)
 
 
+ANGLE_FORMAT = ".1f"  # degrees, in the summary and the heatmap titles alike: 6.4° beside 4.5°, not 4.48°
+RETENTION_NOTE = ("Retention kept above 1 ({values}) means the tuned model scored a little higher than the "
+                  "base on the retention probe: noise around the base's own score (the probe is a few hundred "
+                  "sentence pairs), not a gain.")
+
+
+def _degrees(value: float | None) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:{ANGLE_FORMAT}}°"
+
+
 def summary_markdown(runs: tuple[PrecomputedRun, PrecomputedRun], index: int) -> str:
     """A small A/B table of the numbers at the current step."""
     rows: dict[str, list[str]] = {k: [] for k in (
@@ -240,7 +270,7 @@ def summary_markdown(runs: tuple[PrecomputedRun, PrecomputedRun], index: int) ->
         rows["held-out accuracy"].append(_fmt(_at(run.evals, step, "accuracy"), ".1%"))
         rows["retention kept"].append(_fmt(_at(run.retention, step, "kept"), ".4f"))
         rows["CKA to base"].append(_fmt(_at(run.evals, step, "cka"), ".4f"))
-        rows["max |angle|"].append(_fmt(peak, ".3g") + ("°" if math.isfinite(peak) else ""))
+        rows["max |angle|"].append(_degrees(peak))
         rows["max |HE drift|"].append(_fmt(float(np.nanmax(np.abs(run.he_drift[index]))), ".2e"))
         rows["max orth. deviation"].append(
             _fmt(float(np.nanmax(orth)) if np.isfinite(orth).any() else None, ".2e"))
@@ -249,6 +279,10 @@ def summary_markdown(runs: tuple[PrecomputedRun, PrecomputedRun], index: int) ->
     lines = [f"**At step {step}**", "", "| | A | B |", "| --- | --- | --- |"]
     # "|" inside a cell would split it: escape it
     lines += [f"| {name.replace('|', chr(92) + '|')} | {a} | {b} |" for name, (a, b) in rows.items()]
+    above = [f"{side}: {value}" for side, value in zip("AB", rows["retention kept"])
+             if value != "–" and float(value) > 1.0]
+    if above:  # the number is in the table: its explanation goes right under it
+        lines += ["", RETENTION_NOTE.format(values=", ".join(above))]
     return "\n".join(lines)
 
 

@@ -64,3 +64,38 @@ def test_show_me_keeps_the_tab_bar_and_brings_the_panel_into_view(served):
         # Back to a tab after that scroll: the tab bar comes back into view with it.
         show(page, step_of("lessons-tab"))
         assert tab_bar_in_view(page), box(page, "train-tab-button")
+
+
+def test_after_show_me_far_down_one_click_leads_back_to_the_tour(served):
+    """Steps 4 and 5 scrolled the tab bar off screen (its top at -639 and -2287 px) and left the
+    user to scroll back up: now a floating 'Back to the tour' button returns in one click, and
+    goes once used."""
+    with browser_page(VIEW) as page:
+        wait_for_app(page, served[0])
+        panel = page.locator("#tour-panel")
+        for target in ("angle-heatmap", "energy-plot"):
+            show(page, step_of(target))
+            assert not tab_bar_in_view(page), box(page, "train-tab-button")  # far down: the case at hand
+            back = page.locator("#tour-return")
+            assert back.is_visible() and "Back to the tour" in back.inner_text()
+            screenshot(page, f"tour-return-{target}")
+            back.click()  # the one click
+            page.wait_for_timeout(1200)
+            tour = box(page, "tour-panel")
+            assert tour is not None and 0 <= tour["top"] and tour["bottom"] <= tour["height"], tour
+            assert panel.is_visible() and f"Step {step_of(target) + 1} of" in panel.inner_text()
+            assert tab_bar_in_view(page), box(page, "train-tab-button")
+            assert page.locator("#tour-return").count() == 0  # removed after use
+        # and the tour goes on from there: Next works without scrolling
+        page.locator("#tour-next").click()
+        wait_until(lambda: f"Step {step_of('energy-plot') + 2} of" in panel.inner_text(), 15, message="next step")
+        # before any run, the chart steps say to press Train first
+        page.locator("#tour-back").click()
+        wait_until(lambda: "No run yet" in panel.inner_text(), 15, message="the no-run note")
+
+        # opening the Learn tab another way also takes the button away
+        show(page, step_of("energy-plot"))
+        assert page.locator("#tour-return").is_visible()
+        page.evaluate("window.scrollTo(0, 0)")
+        page.locator("#learn-tab-button").click()
+        wait_until(lambda: page.locator("#tour-return").count() == 0, 5, message="the button gone")

@@ -7,6 +7,7 @@ that each lesson shows what its "what to notice" sentence says it shows.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -262,3 +263,124 @@ def test_lessons_tab_and_tour_in_the_browser():
         screenshot(page, "learn_tour")
         page.locator("#tour-show").click()
         wait_until(lambda: page.locator("#train-controls").is_visible(), 15, message="the Train tab")
+
+
+# -- fixed axes while a lesson plays ----------------------------------------------------
+def _stub_run(run_id: str, kept: list[float], cka: list[float]):
+    from types import SimpleNamespace
+    steps = [10 * i for i in range(len(kept))]
+    return SimpleNamespace(run_id=run_id, label=run_id, snapshot_steps=steps,
+                           retention=[{"step": s, "kept": k} for s, k in zip(steps, kept)],
+                           evals=[{"step": s, "cka": c} for s, c in zip(steps, cka)])
+
+
+def _y_ranges(fig) -> tuple:
+    return tuple(fig.layout.yaxis.range), tuple(fig.layout.yaxis2.range)
+
+
+def test_kept_figure_y_axes_are_fixed_over_the_whole_lesson():
+    """The 'What the model kept' chart used to rescale its y axes at every frame (1.0 at step 0,
+    then [0.9999, 1.0013] ... [0.9757, 1.0082]): now one range per panel from every frame's data."""
+    from ui.lessons_tab import kept_figure, kept_ranges
+
+    runs = (_stub_run("a", [1.0, 1.001, 1.005, 0.99], [1.0, 0.99, 0.9, 0.8]),
+            _stub_run("b", [1.0, 0.98, 0.95, 1.002], [1.0, 0.7, 0.5, 0.52]))
+    ranges = kept_ranges(runs)
+    assert ranges["kept"][0] < 0.95 and ranges["kept"][1] > 1.005
+    assert ranges["cka"][0] < 0.5 and ranges["cka"][1] > 1.0
+    seen = {_y_ranges(kept_figure(runs, step)) for step in runs[0].snapshot_steps}
+    assert seen == {(tuple(ranges["kept"]), tuple(ranges["cka"]))}, seen
+    flat = kept_figure(runs[:1] * 2, 0)  # one point at 1: still a range of its own, not [1, 1]
+    assert flat.layout.yaxis.range[0] < 1.0 < flat.layout.yaxis.range[1]
+
+
+@pytest.mark.parametrize("key", list(P.PRESETS))
+def test_shipped_lessons_keep_their_kept_axes_while_playing(key):
+    from ui.lessons_tab import kept_figure
+
+    _, run_a, run_b = P.load_preset(key)
+    figs = [kept_figure((run_a, run_b), s) for s in run_a.snapshot_steps]
+    assert len({_y_ranges(f) for f in figs}) == 1
+    lo, hi = figs[0].layout.yaxis.range
+    last = figs[-1]
+    for trace in last.data:  # every point of the last frame lies inside the fixed axis
+        axis = last.layout.yaxis2 if trace.yaxis == "y2" else last.layout.yaxis
+        ys = [y for y in trace.y if y is not None]
+        assert all(axis.range[0] <= y <= axis.range[1] for y in ys), (trace.name, ys, axis.range)
+
+
+# -- titles name the runs in column order -----------------------------------------------
+def _names(side: str, label: str) -> bool:
+    """`side` (a title's words for one run) names the run with this label: whole words, any case."""
+    return re.search(rf"(?<!\w){re.escape(side.strip())}(?!\w)", label, re.IGNORECASE) is not None
+
+
+def _vs_pairs(title: str) -> list[tuple[str, str]]:
+    """Each 'X vs Y' of a title: X back to the last '(' ',' ':' or the start, Y up to the next."""
+    return [(m.group(1).strip(), m.group(2).strip()) for m in re.finditer(r"([^(,:]+?) vs ([^(),:]+)", title)]
+
+
+def test_vs_pairs_reads_the_title():
+    assert _vs_pairs("What λ does (qGOFT, λ = 0.01 vs λ = 10)") == [("λ = 0.01", "λ = 10")]
+    assert _vs_pairs("Strict vs quasi (GOFT vs qGOFT)") == [("Strict", "quasi"), ("GOFT", "qGOFT")]
+
+
+@pytest.mark.parametrize("key", list(P.PRESETS))
+def test_every_two_run_title_names_its_runs_in_column_order(key):
+    """'λ = 10 vs λ = 0.01' sat over column A = λ = 0.01 and B = λ = 10: an 'X vs Y' in a title
+    must name run A first. A side that names both runs or neither (e.g. 'quasi') is not checked,
+    but every title must have at least one 'X vs Y' that names each run exactly."""
+    preset = P.PRESETS[key]
+    label_a, label_b = P.RUN_LABELS[preset.run_a], P.RUN_LABELS[preset.run_b]
+    checked = 0
+    for left, right in _vs_pairs(preset.title):
+        a_left, b_left = _names(left, label_a), _names(left, label_b)
+        a_right, b_right = _names(right, label_a), _names(right, label_b)
+        assert not (b_left and not a_left and a_right and not b_right), (
+            f"{preset.title!r}: {left!r} is column B ({label_b}), {right!r} is column A ({label_a})")
+        assert not (b_left and not a_left) and not (a_right and not b_right), (preset.title, left, right)
+        checked += (a_left and not b_left) and (b_right and not a_right)
+    assert checked, f"{preset.title!r} names neither run in an 'X vs Y' of their labels"
+
+
+# -- the summary table: one format per quantity, numbers above 1 explained ----------------
+def _summary_rows(text: str) -> dict[str, tuple[str, str]]:
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        if len(cells) == 3:
+            rows[cells[0].replace("\\|", "|")] = (cells[1], cells[2])
+    return rows
+
+
+@pytest.mark.parametrize("key", list(P.PRESETS))
+def test_summary_angles_share_one_format_with_the_heatmap(key):
+    """'6.4°' sat beside '4.48°' (format .3g): every max |angle| cell now has one decimal, as the
+    heatmap's colour-scale title."""
+    from ui.lessons_tab import summary_markdown, run_figures, _preset_ranges
+
+    _, run_a, run_b = P.load_preset(key)
+    for index in range(len(run_a.snapshot_steps)):
+        cells = _summary_rows(summary_markdown((run_a, run_b), index))["max |angle|"]
+        for cell in cells:
+            assert cell == "–" or re.fullmatch(r"\d+\.\d°", cell), (key, index, cells)
+    heatmap = run_figures(run_a, len(run_a.snapshot_steps) - 1, _preset_ranges(key))["heatmap"]
+    if "colour scale" in heatmap.layout.title.text:
+        assert re.search(r"±\d+\.\d°</sup>", heatmap.layout.title.text), heatmap.layout.title.text
+
+
+def test_retention_above_one_is_explained_under_the_table():
+    """strict_vs_quasi at step 60: GOFT keeps 1.0017 of the base's retention; the summary says why
+    a value above 1 is possible (noise around the base), and says nothing when none is above 1."""
+    from ui.lessons_tab import summary_markdown
+
+    _, run_a, run_b = P.load_preset("strict_vs_quasi")
+    shown = 0
+    for index in range(len(run_a.snapshot_steps)):
+        text = summary_markdown((run_a, run_b), index)
+        kept = _summary_rows(text)["retention kept"]
+        above = [c for c in kept if c != "–" and float(c) > 1.0]
+        assert ("noise around the base" in text) == bool(above), (index, kept)
+        assert all(cell in text.splitlines()[-1] for cell in above), text  # the note names the values
+        shown += bool(above)
+    assert shown  # the shipped data has a step with retention above 1 (1.0017 at step 60)

@@ -80,3 +80,33 @@ def test_on_a_teachers_link_the_tour_names_only_visible_controls():
     assert "fixed the run's settings" in tour_step_markdown(step2, every)
     for i, step in enumerate(TOUR_STEPS):  # a hidden seed also hides the New seed button
         assert "New seed" not in tour_step_markdown(i, {"seed"})
+
+
+def test_chart_steps_say_to_press_train_until_a_run_has_trained():
+    """Steps 4 and 5 outlined an empty chart before any run: until the visitor's run trains a step,
+    every tour step about a Train-tab chart says the chart is empty and to press ▶ Train first."""
+    from types import SimpleNamespace
+
+    from ui.learn_tab import _move
+
+    charts = [i for i, s in enumerate(TOUR_STEPS) if s["target"] in CHART_TARGETS]
+    assert charts
+    for i in charts:
+        before = tour_step_markdown(i)
+        assert "No run yet" in before and "▶ Train" in before and "step 3" in before, before
+        assert "No run yet" not in tour_step_markdown(i, trained=True)
+    press = next(i for i, s in enumerate(TOUR_STEPS) if s["target"] == "transport")
+    assert f"step {press + 1}" in tour_step_markdown(charts[0])  # the step it sends back to is Press Train
+    for i, s in enumerate(TOUR_STEPS):  # other steps never carry the note
+        if s["target"] not in CHART_TARGETS:
+            assert "No run yet" not in tour_step_markdown(i)
+
+    def ctx_with(run):
+        visitor = SimpleNamespace(hidden=frozenset(), run=run)
+        return SimpleNamespace(runs=SimpleNamespace(visitor=lambda session: visitor))
+
+    request = SimpleNamespace(session_hash="s1")
+    step = charts[0]
+    assert "No run yet" in _move(ctx_with(None), step - 1, +1, request)[1]
+    assert "No run yet" in _move(ctx_with(SimpleNamespace(step_count=0)), step - 1, +1, request)[1]
+    assert "No run yet" not in _move(ctx_with(SimpleNamespace(step_count=5)), step - 1, +1, request)[1]
