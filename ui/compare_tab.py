@@ -51,13 +51,37 @@ ticked methods here with one seed, one after another, filling the table as each 
 several times slower than the others on a CPU)."""
 
 
-def defaults_note() -> str:
+def _shipped_seeds() -> list[int]:
+    """Seeds behind the shipped comparison the tab opens on ([] when it cannot be read)."""
+    try:
+        return list(shipped.load_precomputed(BUILTIN_TASKS[0]).seeds)
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+def _which_run(seed: int, seeds: list[int]) -> str:
+    """What Train's run (seed `seed`) is to a precomputed row made over `seeds`."""
+    if len(seeds) > 1 and seed in seeds:
+        return (f"the seed-{seed} run, one of the {len(seeds)} (seeds {', '.join(map(str, seeds))}) "
+                "whose mean a precomputed row shows")
+    if len(seeds) > 1:
+        return (f"a run like the {len(seeds)} (seeds {', '.join(map(str, seeds))}) whose mean a "
+                f"precomputed row shows, with another seed ({seed})")
+    if seeds and seeds[0] != seed:
+        return f"a run like the one a precomputed row comes from (seed {seeds[0]}; Train's is {seed})"
+    return "the run a precomputed row comes from"
+
+
+def defaults_note(seeds: Optional[list[int]] = None) -> str:
     """One sentence: why Compare's numbers for a method differ from Train's and Lessons' (if they do).
 
     Computed from the settings themselves (COMPARE_METHODS against the method
-    registry's usual rates, RunConfig's defaults and the lessons' shared config), so
-    it stays true when any of them changes.
+    registry's usual rates, RunConfig's defaults and the lessons' shared config) and
+    the seeds of the shipped comparison (`seeds`, read from the file when None), so
+    it stays true when any of them changes: a precomputed row is a mean over seeds,
+    and Train's run is one of them.
     """
+    seeds = _shipped_seeds() if seeds is None else list(seeds)
     usual = {key: m for key, m in C.COMPARE_METHODS.items() if not m.variant}
     differ = [(m.label, m.lr, METHOD_SPECS[m.method].default_lr) for m in usual.values()
               if not math.isclose(m.lr, METHOD_SPECS[m.method].default_lr)]
@@ -67,15 +91,15 @@ def defaults_note() -> str:
             and train.seed == lessons.get("seed"))
     shared = f"batch {train.batch_size}, {train.steps} steps, seed {train.seed}"
     if not differ:
-        return (f"Train and Lessons use the same learning rates as Compare ({shared}), so a method's "
-                "precomputed row here is the run Train makes with the same settings.")
+        return (f"Train and Lessons use the same learning rates as Compare ({shared}), so Train with the "
+                f"same settings makes {_which_run(train.seed, seeds)}.")
     ours = ", ".join(f"{label} {lr:g}" for label, lr, _ in differ)
     theirs = ", ".join(f"{label} {lr:g}" for label, _, lr in differ)
     return (f"**Why Train and Lessons give other numbers for the same method:** Compare trains each method "
             f"at the learning rate the quality benchmark picked for it ({ours}), while Train and Lessons start "
             f"from each method's usual rate ({theirs})" + (f", with the same {shared}" if same else "")
-            + f"; type a rate from here into Train to make the run a precomputed row comes from (a live "
-              f"comparison here defaults to {DEFAULT_LIVE_STEPS} steps to stay short).")
+            + f"; type a rate from here into Train to make {_which_run(train.seed, seeds)}. A live "
+              f"comparison here defaults to {DEFAULT_LIVE_STEPS} steps to stay short.")
 
 
 # -- views (plain values for the components) -----------------------------------

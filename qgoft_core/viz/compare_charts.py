@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypedDict
 
 import numpy as np
@@ -18,13 +18,21 @@ class MethodCurve(TypedDict):
     step: list[int]
 
 
+def _four_digits(value: float) -> str:
+    return f"{value:.4g}"
+
+
 def method_compare_bars(
-    rows: Sequence[Mapping], metric: str, title: str, y_title: str | None = None
+    rows: Sequence[Mapping], metric: str, title: str, y_title: str | None = None,
+    fmt: Callable[[float], str] | None = None,
 ) -> go.Figure:
     """One bar per method (``row["method"]``) for ``row[metric]``; missing values leave a gap.
 
-    ``y_title`` defaults to the metric name; pass one with its unit.
+    ``y_title`` defaults to the metric name; pass one with its unit. ``fmt`` writes a value for
+    the bar's label and hover (default: four significant digits); pass the one a table beside
+    the chart uses, so both read the same.
     """
+    fmt = fmt or _four_digits
     methods = [str(r.get("method", "?")) for r in rows]
     values = [finite_or_none(r.get(metric)) for r in rows]
     fig = go.Figure(
@@ -32,9 +40,9 @@ def method_compare_bars(
             x=methods,
             y=values,
             marker_color=[method_color(m) or "#9467bd" for m in methods],
-            text=[f"{v:.4g}" if v is not None else "n/a" for v in values],
+            text=[fmt(v) if v is not None else "n/a" for v in values],
             textposition="outside",
-            hovertemplate=f"%{{x}}<br>{metric} %{{y:.4g}}<extra></extra>",
+            hovertemplate=f"%{{x}}<br>{metric} %{{text}}<extra></extra>",
             name=metric,
         )
     )

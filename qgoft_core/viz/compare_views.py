@@ -19,7 +19,8 @@ from qgoft_core.viz.style import ENERGY_ROUNDING, LOG_FLOOR, ORTH_TOLERANCE, rou
 
 SMALL_MULTIPLE = 300  # px: the narrowest bar chart of the grid (three in a row at 1024 px)
 
-__all__ = ["BAR_METRICS", "COLUMNS", "COLUMN_HELP", "SPREAD_RULE", "compare_bar_figures", "describe", "gap_supported",
+__all__ = ["BAR_METRICS", "COLUMNS", "COLUMN_HELP", "SPREAD_RULE", "cell", "compare_bar_figures", "describe",
+           "format_spread", "format_value", "gap_supported",
            "kept_figure", "method_choices", "seed_noise_points", "summary_markdown", "table_rows", "wins_markdown"]
 
 OTHER_COLOR = "#9467bd"  # a row whose key is not a comparison entry (an older file)
@@ -86,31 +87,59 @@ def _color(key: str) -> str | None:
 
 
 # -- the table -----------------------------------------------------------------
-def _format(name: str, value: Any) -> str:
+# One text per column, used by the table, the bars' labels and the summary alike, so a number
+# reads the same wherever it is shown (``format_value``; with several seeds ``format_spread``).
+_DIGITS = {"accuracy": 1, "retention_kept": 1, "cka": 4, "retention_tuned": 4,
+           "sec_per_step": 3}  # decimals (accuracy and skill kept in %)
+_PERCENT = ("accuracy", "retention_kept")
+_SCIENTIFIC = ("orth_dev", "he_drift")  # spans decades: three significant digits, sd one
+
+
+def _digits(name: str) -> int:
+    return _DIGITS.get(name, 2)
+
+
+def _scale(name: str) -> float:
+    return 100.0 if name in _PERCENT else 1.0
+
+
+def format_value(name: str, value: Any, digits: int | None = None) -> str:
+    """Column `name`'s value as every view writes it (`digits`: more decimals, to tell two apart)."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
     if name == "trainable_params":
         return f"{int(value):,}"
-    if name in ("accuracy", "retention_kept"):
-        return f"{100 * value:.1f}"
-    if name in ("cka", "retention_tuned"):
-        return f"{value:.4f}"
-    if name == "sec_per_step":
-        return f"{value:.3f}"
-    if name in ("orth_dev", "he_drift"):
-        return "0" if value == 0 else f"{value:.2e}"
+    if name in _SCIENTIFIC:
+        return "0" if value == 0 else f"{value:.3g}"
+    if name in _DIGITS:
+        return f"{_scale(name) * value:.{_digits(name) if digits is None else digits}f}"
     if name == "lr":
         return f"{value:g}"
     return str(value)
 
 
-SPREAD_COLUMNS = ("accuracy", "cka", "retention_kept")  # cells that read mean ± sd with several seeds
+def format_spread(name: str, value: float, sd: float, digits: int | None = None) -> str:
+    """Mean ± sd of column `name` as every view writes it (the sd to the mean's decimals)."""
+    if name in _SCIENTIFIC:
+        return f"{format_value(name, value)} ± {sd:.1g}"
+    d = _digits(name) if digits is None else digits
+    return f"{format_value(name, value, d)} ± {_scale(name) * sd:.{d}f}"
 
 
-def _format_spread(name: str, value: float, sd: float) -> str:
-    if name in ("accuracy", "retention_kept"):
-        return f"{100 * value:.1f} ± {100 * sd:.1f}"
-    return f"{value:.4f} ± {sd:.4f}"
+_format = format_value  # the older name
+
+
+SPREAD_COLUMNS = ("accuracy", "sec_per_step", "orth_dev", "he_drift", "cka",
+                  "retention_kept")  # cells that read mean ± sd with several seeds
+
+
+def cell(row: Any, name: str, digits: int | None = None) -> str:
+    """Column `name` of `row`: mean ± sd when the row has several seeds and that column a spread."""
+    value, sd = getattr(row, name), _sd(row, name)
+    if (name in SPREAD_COLUMNS and _n_seeds(row) > 1 and math.isfinite(sd)
+            and isinstance(value, (int, float)) and math.isfinite(value)):
+        return format_spread(name, value, sd, digits)
+    return format_value(name, value, digits)
 
 
 def table_rows(result: CompareResult) -> tuple[list[str], list[list[str]]]:
@@ -124,13 +153,9 @@ def table_rows(result: CompareResult) -> tuple[list[str], list[list[str]]]:
             note = "; ".join(filter(None, ["orth.: least-squares M", note]))
         elif row.orth_dev_kind == ORTH_UNTOUCHED:
             note = "; ".join(filter(None, ["orth.: encoder untouched", note]))
-        cells = [_format(name, getattr(row, name)) for name in names]
+        cells = [cell(row, name) if name != "label" else row.label for name in names]
         seeds = _n_seeds(row)
         if seeds > 1:
-            for name in SPREAD_COLUMNS:
-                value, sd = getattr(row, name), _sd(row, name)
-                if math.isfinite(value) and math.isfinite(sd):
-                    cells[names.index(name)] = _format_spread(name, value, sd)
             note = "; ".join(filter(None, [f"mean ± sd of {seeds} seeds", note]))
         body.append(cells + [note])
     return headers, body
@@ -161,9 +186,10 @@ def compare_bar_figures(result: CompareResult) -> dict[str, go.Figure]:
     figures = {}
     rows = [r for r in result.rows if r.steps > 0]
     for name, title, y_title, log in BAR_METRICS:
-        scale = 100.0 if name in ("accuracy", "retention_kept") else 1.0
+        scale = _scale(name)
         plain = [{"method": r.label, name: getattr(r, name) * scale} for r in rows]
-        fig = method_compare_bars(plain, name, title, y_title)
+        # Labels as the table writes the column (format_value), not a chart's own precision.
+        fig = method_compare_bars(plain, name, title, y_title, fmt=lambda v, n=name, k=scale: format_value(n, v / k))
         if fig.data:
             bar = fig.data[0]
             bar.marker.color = [_color(r.key) or OTHER_COLOR for r in rows]
@@ -172,7 +198,7 @@ def compare_bar_figures(result: CompareResult) -> dict[str, go.Figure]:
                 # Log axes cannot show 0: draw zeros at the floor, keep the true value as text.
                 values = [getattr(r, name) for r in rows]
                 bar.y = [max(abs(v), LOG_FLOOR) if math.isfinite(v) else None for v in values]
-                bar.text = [("0" if v == 0 else f"{v:.2g}") if math.isfinite(v) else "n/a" for v in values]
+                bar.text = [format_value(name, v) for v in values]
                 top = max([abs(v) for v in values if math.isfinite(v)] + [LOG_FLOOR])
                 bottom = min([abs(v) for v in values if math.isfinite(v) and v != 0] + [top])
                 # Room above the tallest bar for its label; zeros drawn one decade below the rest.
@@ -195,8 +221,7 @@ def compare_bar_figures(result: CompareResult) -> dict[str, go.Figure]:
                 bar.error_y = dict(type="data", array=[sd if math.isfinite(sd) else 0 for sd in sds],
                                    visible=True, color="#444", thickness=1.2, width=4)
                 # The value at the foot of the bar, level: above it the label would sit on the error bar.
-                digits = 2 if name == "cka" else 1
-                bar.text = [f"{v:.{digits}f}" if v is not None and math.isfinite(v) else "n/a" for v in bar.y]
+                bar.text = [format_value(name, getattr(r, name)) for r in rows]  # the mean, as in the table
                 bar.update(textposition="inside", insidetextanchor="start", textangle=0)
                 if name == "sec_per_step":  # a wide spread here is the machines', not the method's
                     set_title(fig, f"{title}<br><sup>bars: ± sd over the seeds' runs, which follows each "
@@ -351,9 +376,8 @@ def _floor(result: CompareResult, name: str) -> float:
 
 
 def _pct(row: Any, name: str) -> str:
-    """A percentage column as text: mean ± sd with several seeds, the value for one run."""
-    value, sd = 100 * getattr(row, name), 100 * _sd(row, name)
-    return f"{value:.1f} ± {sd:.1f}%" if _n_seeds(row) > 1 and math.isfinite(sd) else f"{value:.1f}%"
+    """A percentage column as text: mean ± sd with several seeds, the value for one run (as the table)."""
+    return cell(row, name) + "%"
 
 
 def _count(n: int) -> str:
@@ -409,7 +433,7 @@ def summary_markdown(result: CompareResult) -> str:
             lines.append(f"Within the spread of {'it' if len(top) == 1 else 'them'} (not separated by these seeds): "
                          + ", ".join(f"{r.label} ({_pct(r, 'accuracy')})" for r in within) + ".")
     else:
-        noise = seed_noise_points(result, float(np.median([r.accuracy for r in rows])))
+        noise = 100 * _noise(result, rows)
         close = [r for r in rows if r is not best and best.accuracy - r.accuracy < noise / 100]
         lines.append(f"**One seed per method** (seed {result.seed}): each number is a single run, so "
                      "a small gap ranks nothing.")
@@ -443,12 +467,7 @@ _CONTESTS: list[tuple[str, str, bool]] = [
 ]  # not speed: seconds per step follow the machine's load and threads, not the method alone
 
 
-_DIGITS = {"accuracy": 1, "retention_kept": 1, "cka": 3}  # decimals the summary shows (the first two in %)
 _MORE_DIGITS = 4  # at most this many more, to tell apart two numbers whose gap the spread supports
-
-
-def _digits(name: str) -> int:
-    return _DIGITS.get(name, 2)
 
 
 def _shown_mean(row: Any, name: str, digits: int | None = None) -> str:
@@ -456,8 +475,7 @@ def _shown_mean(row: Any, name: str, digits: int | None = None) -> str:
     value = getattr(row, name)
     if name == "trainable_params":
         return str(int(value))
-    scale = 100.0 if name in ("accuracy", "retention_kept") else 1.0
-    return f"{scale * value:.{_digits(name) if digits is None else digits}f}"
+    return format_value(name, value, digits)
 
 
 def _level(a: Any, b: Any, name: str, floor: float = 0.0) -> bool:
@@ -480,15 +498,11 @@ def _digits_apart(a: Any, b: Any, name: str) -> int | None:
 
 
 def _value_text(row: Any, name: str, digits: int | None = None) -> str:
+    """The table's cell (`cell`) with its unit: the summary writes every number as the table does."""
     if name == "trainable_params":
         return _count(row.trainable_params)
-    d = _digits(name) if digits is None else digits
-    scale = 100.0 if name in ("accuracy", "retention_kept") else 1.0
-    sd = scale * _sd(row, name)
-    text = f"{scale * getattr(row, name):.{d}f}"
-    if _n_seeds(row) > 1 and math.isfinite(sd):
-        text += f" ± {sd:.{d}f}"
-    if name in ("accuracy", "retention_kept"):
+    text = cell(row, name, digits)
+    if name in _PERCENT:
         return text + "%"
     return text + (" s" if name == "sec_per_step" else "")
 
@@ -501,34 +515,73 @@ def _verdict(name: str, a: Any, b: Any, floor: float = 0.0) -> bool | None:
     return gap_supported(getattr(a, name), _sd(a, name), getattr(b, name), _sd(b, name), floor)
 
 
-def _win_clause(name: str, what: str, winner: Any, ranked: list, lora: Any, floor: float = 0.0) -> str:
+def _separated(name: str, a: Any, b: Any, floor: float = 0.0, noise: float | None = None) -> bool:
+    """Whether rows a and b are told apart on column `name`, so that one can be named ahead.
+
+    Parameter counts are exact: any difference. Measured columns with a spread for both rows:
+    SPREAD_RULE (`gap_supported`). One run each: an accuracy gap of at least the seed noise
+    (`noise`, a fraction; the summary's "differences below ~N points are within seed noise");
+    the other measures have no spread from one run, so nothing separates them."""
+    va, vb = getattr(a, name), getattr(b, name)
+    if va == vb:
+        return False
+    if name == "trainable_params":
+        return True
+    verdict = _verdict(name, a, b, floor)
+    if verdict is not None:
+        return verdict
+    return name == "accuracy" and noise is not None and abs(va - vb) >= noise
+
+
+def _gap_words(name: str, a: Any, b: Any, floor: float = 0.0, noise: float | None = None) -> str:
+    """How the gap between rows a and b was judged, in words."""
+    verdict = _verdict(name, a, b, floor)
+    if verdict is not None:
+        return _VERDICTS[verdict]
+    if name == "accuracy" and noise is not None:
+        where = "beyond" if _separated(name, a, b, floor, noise) else "within"
+        return f"one run each, {where} the ~{100 * noise:.0f}-point seed noise"
+    return "one run each: no spread to rank them by"
+
+
+def _win_clause(name: str, what: str, winner: Any, ranked: list, lora: Any, floor: float = 0.0,
+                noise: float | None = None) -> str:
     """"most of the base's skill kept, 99.4 ± 0.2% with 21K trainable parameters, against LoRA's …".
 
-    Rows level with the winner (`_level`: equal at the precision shown, no supported gap) share the
-    win; a runner-up whose supported gap the usual precision would hide is shown with more decimals."""
-    tied = [r for r in ranked[1:] if _level(winner, r, name, floor)]
-    runner = next((r for r in ranked[1:] if r not in tied), None)
-    digits = _digits_apart(winner, runner, name) if runner is not None and not tied else None
+    Only for a winner told apart from every other row (`_separated`) or exactly equal to those it
+    is not (they share the win); a runner-up whose gap the usual precision would hide is shown with
+    more decimals. LoRA is named once: as "next" when it is the runner-up, else "against"."""
+    shared = [r for r in ranked if r is not winner and getattr(r, name) == getattr(winner, name)]
+    runner = next((r for r in ranked if r is not winner and r not in shared), None)
+    digits = _digits_apart(winner, runner, name) if runner is not None and not shared else None
     text = f"{what}, {_value_text(winner, name, digits)}"
     if name == "retention_kept":
         text += f" with {_count(winner.trainable_params)} trainable parameters"
-    if lora is not None and lora is not winner and lora not in tied and name != "cka":
+    said_next = runner is not None and name != "trainable_params" and not shared
+    if (lora is not None and lora is not winner and lora not in shared and name != "cka"
+            and not (said_next and lora is runner)):
         text += f", against LoRA's {_value_text(lora, name)}"
         if name == "retention_kept":
             text += f" with {_count(lora.trainable_params)}"
-        if _verdict(name, winner, lora, floor) is not None:  # one run each: said once, at "next"
-            text += f" ({_VERDICTS[_verdict(name, winner, lora, floor)]})"
-    if tied:
-        names = ", ".join(r.label for r in tied)
-        if all(getattr(r, name) == getattr(winner, name) for r in tied):
-            text += f" (shared with {names})"
-        else:
-            text += (f" (tied with {names}: " + ", ".join(_value_text(r, name) for r in tied)
-                     + ", the same at this precision, so neither is ahead)")
-    elif runner is not None and name != "trainable_params":
+        if name != "trainable_params":
+            text += f" ({_gap_words(name, winner, lora, floor, noise)})"
+    if shared:
+        text += f" (shared with {', '.join(r.label for r in shared)})"
+    elif said_next:
         text += (f" (next: {runner.label}, {_value_text(runner, name, digits)}: "
-                 f"{_VERDICTS[_verdict(name, winner, runner, floor)]})")
+                 f"{_gap_words(name, winner, runner, floor, noise)})")
     return text
+
+
+def _undecided_clause(name: str, what: str, group: list, floor: float = 0.0, noise: float | None = None) -> str:
+    """"highest accuracy: GOFT 81.2%, qGOFT 80.4% (one run each, within the ~4-point seed noise)"."""
+    values = ", ".join(f"{r.label} {_value_text(r, name)}" for r in group)
+    return f"{what}: {values} ({_gap_words(name, group[0], group[-1], floor, noise)})"
+
+
+def _noise(result: CompareResult, rows: list) -> float:
+    """The seed noise of one run's accuracy as a fraction (`seed_noise_points` at the median)."""
+    return seed_noise_points(result, float(np.median([r.accuracy for r in rows]))) / 100
 
 
 def wins_markdown(result: CompareResult) -> str:
@@ -546,23 +599,31 @@ def wins_markdown(result: CompareResult) -> str:
     adapters = [r for r in rows if _changes_encoder(r)]
     lora = next((r for r in adapters if r.key == "lora" or (r.method == "lora" and r.key not in COMPARE_METHODS)), None)
     wins: dict[str, list[str]] = {r.key: [] for r in rows}
+    multi = len(result.seeds) > 1 or any(_n_seeds(r) > 1 for r in rows)
+    noise = _noise(result, rows)
+    undecided: list[str] = []
     for name, what, higher in _CONTESTS:
         pool = [r for r in (rows if name == "accuracy" else adapters) if math.isfinite(getattr(r, name))]
         if len(pool) < 2:
             continue
         ranked = sorted(pool, key=lambda r: getattr(r, name), reverse=higher)
         floor = _floor(result, name)
-        for winner in [r for r in ranked if _level(ranked[0], r, name, floor)]:  # the leader and any level with it
-            others = [winner] + [r for r in ranked if r is not winner]
-            wins[winner.key].append(_win_clause(name, what, winner, others, lora, floor))
+        leader = ranked[0]
+        # The leader and every row it is not told apart from (SPREAD_RULE, or one run's seed noise).
+        group = [leader] + [r for r in ranked[1:] if not _separated(name, leader, r, floor, noise)]
+        if any(getattr(r, name) != getattr(leader, name) for r in group):
+            undecided.append(_undecided_clause(name, what, group, floor, noise))  # no winner named
+            continue
+        for winner in group:  # the leader, and any exactly equal to it: a shared win
+            wins[winner.key].append(_win_clause(name, what, winner, ranked, lora, floor, noise))
     exact = [r for r in adapters if r.orth_dev_kind != ORTH_LEAST_SQUARES and math.isfinite(r.orth_dev)
              and r.orth_dev <= ORTH_TOLERANCE and math.isfinite(r.he_drift) and abs(r.he_drift) <= ENERGY_ROUNDING]
     for row in exact:
-        wins[row.key].append(f"orthogonal up to rounding (deviation {row.orth_dev:.1e})")
-    multi = len(result.seeds) > 1 or any(_n_seeds(r) > 1 for r in rows)
-    head = ("**What each method wins** (best mean; the gap to the next judged by the rule above)"
-            if multi else "**What each method wins in this run** (one seed: a gap below the seed noise ranks "
-                          "nothing)")
+        wins[row.key].append(f"orthogonal up to rounding (deviation {cell(row, 'orth_dev')})")
+    head = ("**What each method wins** (best mean, told apart from every other by the rule above)"
+            if multi else f"**What each method wins in this run** (one seed: an accuracy gap below the "
+                          f"~{100 * noise:.0f}-point seed noise ranks nothing, and skill kept and CKA, which "
+                          "one run gives no spread for, are not ranked)")
     if exact:
         head += (f"; orthogonal up to rounding: deviation ≤ {ORTH_TOLERANCE:g} and energy drift inside the "
                  "float32 rounding band")
@@ -575,6 +636,8 @@ def wins_markdown(result: CompareResult) -> str:
                            f"its representation by construction, with {_count(r.trainable_params)} trainable "
                            f"parameters and {_value_text(r, 'accuracy')} accuracy" + (f" ({extra})" if extra else "")
                            + ".")
+    if undecided:
+        bullets.append("- **No winner** (not told apart): " + "; ".join(undecided) + ".")
     losers = [r.label for r in rows if not wins[r.key] and _changes_encoder(r)]
     if losers:
         bullets.append(f"- First on none of these: {', '.join(losers)}.")
@@ -591,8 +654,7 @@ def _orthogonality_note(rows: list) -> str:
         return ""
 
     def dev(row: Any) -> str:
-        sd = _sd(row, "orth_dev")
-        return f"{row.orth_dev:.2g}" + (f" ± {sd:.1g}" if _n_seeds(row) > 1 and math.isfinite(sd) else "")
+        return cell(row, "orth_dev")  # as the table writes it
 
     supported = [gap_supported(r.orth_dev, _sd(r, "orth_dev"), lora.orth_dev, _sd(lora, "orth_dev")) for r in higher]
     verdict = (" (gaps the spread supports)" if all(supported) else "") if None not in supported else ""

@@ -103,3 +103,18 @@ def test_the_status_after_each_method_says_what_comes_next_truthfully():
     assert statuses[-1].startswith("Live comparison finished")
     one = [u["status"] for u in T.live_updates(_events(("goft",)), steps=60, started=0.0, clock=lambda: 5.0)]
     assert any(s.endswith("done; drawing the final table…") for s in one) and "next" not in " ".join(one)
+
+
+def test_the_note_says_a_precomputed_row_is_a_mean_over_seeds():
+    """A shipped row is the mean of several seeds: Train makes one of those runs, not the row."""
+    seed = RunConfig().seed
+    shipped_seeds = T._shipped_seeds()
+    assert len(shipped_seeds) > 1 and seed in shipped_seeds  # the shipped file the tab opens on
+    note = T.defaults_note()
+    assert "make the run a precomputed row comes from" not in note
+    seeds = ", ".join(map(str, shipped_seeds))
+    assert f"the seed-{seed} run, one of the {len(shipped_seeds)} (seeds {seeds}) whose mean a precomputed row" \
+           in note
+    other = T.defaults_note([seed + 1, seed + 2, seed + 3])
+    assert f"with another seed ({seed})" in other and f"seed-{seed} run" not in other
+    assert "the run a precomputed row comes from" in T.defaults_note([seed])  # one seed: that run is the row
