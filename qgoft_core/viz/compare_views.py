@@ -300,7 +300,7 @@ def kept_figure(result: CompareResult) -> go.Figure:
     curves = {labels.get(k, k): {"kept": c["kept"], "accuracy": c["accuracy"], "step": c["step"]}
               for k, c in result.curves.items() if c.get("step")}
     fig = accuracy_vs_kept(curves, "representation kept: linear CKA to the base model",
-                           title="Accuracy vs knowledge kept over training<br><sup>each point an evaluation, "
+                           title="Accuracy vs representation kept (CKA) over training<br><sup>each point an evaluation, "
                                  "starting at step 0 (CKA 1, left); up and to the left is better</sup>")
     colors = {labels.get(k, k): _color(k) for k in result.curves}
     spreads = {labels.get(k, k): c.get("accuracy_sd") for k, c in result.curves.items()}
@@ -313,7 +313,7 @@ def kept_figure(result: CompareResult) -> go.Figure:
             trace.error_y = dict(type="data", array=[100 * v if math.isfinite(v) else 0 for v in sd],
                                  visible=True, thickness=1, width=3)
     if len(result.seeds) > 1:
-        set_title(fig, "Accuracy vs knowledge kept over training<br><sup>mean over seeds "
+        set_title(fig, "Accuracy vs representation kept (CKA) over training<br><sup>mean over seeds "
                        f"{_seed_list(result)} at each evaluation (bars: ± sd of accuracy)</sup><br><sup>"
                        "starting at step 0 (CKA 1, left); up and to the left is better</sup>")
     notes = _show_coinciding(fig)
