@@ -263,7 +263,7 @@ def test_tour_and_chart_notes() -> None:
     assert 5 <= len(TOUR_STEPS) <= 8
     for step in TOUR_STEPS:
         assert {"title", "text", "target"} <= set(step) <= {"title", "text", "target", "controls", "all_hidden",
-                                                             "if_hidden"}
+                                                             "if_hidden", "needs_run"}
         assert step["target"] in TOUR_PANELS
     assert set(CHART_NOTES) == {"loss-plot", "angle-heatmap", "angle-hist", "norm-plot",
                                 "orth-plot", "energy-plot", "cka-plot", "playground-plot"}
