@@ -33,6 +33,10 @@ from ui.context import AppContext
 from ui.runs import ServerBusy
 
 EXPORT_DIR = Path(tempfile.gettempdir()) / "qgoft-exports" / "compare"  # served by Gradio (temp dir)
+# Column widths (px) of the table, in CV.COLUMNS order plus the note: each fits its widest cell on one
+# line (about 10 px a character in the table's font; "0.000294 ± 0.0001" broke in two at 155 px). Wider
+# than the page: the table scrolls sideways with the method column pinned.
+TABLE_WIDTHS = [160, 125, 135, 170, 200, 200, 180, 110, 135, 80, 70, 220]
 EXPORT_MAX_AGE = 24 * 3600  # seconds an exported comparison file is kept
 DEFAULT_LIVE_STEPS = 30
 MAX_LIVE_STEPS = 300  # a comparison runs up to 9 methods: keep one click bounded
@@ -283,7 +287,8 @@ def build_compare_tab(ctx: AppContext) -> None:
     table = gr.Dataframe(first_views["table"], interactive=False, wrap=True, max_height=520,
                          label="comparison (one row per method)", elem_id="compare-table",
                          buttons=["fullscreen", "copy"], pinned_columns=1,
-                         column_widths=[125, 100, 100, 70, 95, 90, 115, 105, 100, 70, 60, 170])
+                         # wide enough for "6.62e-08 ± 2e-09" and "0.946 ± 0.486" on one line (the ± broke off)
+                         column_widths=TABLE_WIDTHS)
     with gr.Accordion("What the columns mean", open=False, elem_id="compare-table-help"):
         gr.Markdown(column_help_markdown())
     kept = gr.Plot(first_views["kept"], show_label=False, elem_id="compare-kept-plot")

@@ -142,6 +142,9 @@ def cell(row: Any, name: str, digits: int | None = None) -> str:
     return format_value(name, value, digits)
 
 
+LABEL_MIN_SIZE = 10  # px: smallest bar label drawn in the small multiples
+
+
 def table_rows(result: CompareResult) -> tuple[list[str], list[list[str]]]:
     """(headers, rows of display strings) for the comparison table."""
     headers = [header for _, header in COLUMNS] + ["note"]
@@ -238,7 +241,10 @@ def compare_bar_figures(result: CompareResult) -> dict[str, go.Figure]:
                                "the base</sup>", width=SMALL_MULTIPLE)
         if fig.layout.title.text and "<br>" not in fig.layout.title.text:  # a plain title, wrapped for the grid
             set_title(fig, fig.layout.title.text, width=SMALL_MULTIPLE)
-        fig.update_layout(height=320, margin=dict(l=60, r=15, b=70), showlegend=False)
+        # Nine bars in a small multiple: a label that does not fit its bar at a readable size is left
+        # to the hover and the table (plotly shrank them to 1-8 px, unreadable).
+        fig.update_layout(height=320, margin=dict(l=60, r=15, b=70), showlegend=False,
+                          uniformtext=dict(minsize=LABEL_MIN_SIZE, mode="hide"))
         fig.update_xaxes(title_text=None, tickangle=-30)
         figures[name] = fig
     return figures

@@ -12,6 +12,16 @@ pytestmark = pytest.mark.browser
 BAR_IDS = [f"compare-bars-{name.replace('_', '-')}" for name, *_ in CV.BAR_METRICS]
 
 
+# Lines of text in each cell of the table but its last (the note): distinct tops of its text's line boxes.
+CELL_LINES_JS = """() => [...document.querySelectorAll('#compare-table [role=row]')].flatMap(row =>
+    [...row.querySelectorAll('[role=gridcell]')].slice(0, -1).map(cell => {
+        const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT), tops = new Set();
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            const range = document.createRange(); range.selectNodeContents(node);
+            for (const r of range.getClientRects()) if (r.width > 0) tops.add(Math.round(r.top)); }
+        return tops.size; }).filter(n => n > 0))"""
+
+
 def _table_rows(page) -> list[str]:
     # Gradio 6's dataframe draws its body rows as role="row" elements outside <tbody>.
     rows = page.locator("#compare-table [role=row]").all_inner_texts()
@@ -79,6 +89,9 @@ def test_compare_precomputed_summary_shows_mean_and_sd_over_three_seeds():
         bars = plot_svg(page, "compare-bars-accuracy")
         bars.wait_for(state="visible", timeout=30_000)
         assert page.locator("#compare-bars-accuracy g.errorbar").count() >= len(expected.rows)  # drawn error bars
+        # Every number cell on one line: "0.946 ± 0.486" broke into three in a 70 px column (seen on a walk).
+        lines = page.evaluate(CELL_LINES_JS)
+        assert lines and max(lines) == 1, lines
         summary.scroll_into_view_if_needed()
         screenshot(page, "compare_summary_seeds", selector="#compare-summary")
         screenshot(page, "compare_tab_seeds", full_page=True)

@@ -359,3 +359,13 @@ def test_orthogonality_and_drift_cells_read_mean_and_sd_as_the_summary_does():
     single = dict(zip(*[CV.table_rows(_live_result())[0], CV.table_rows(_live_result())[1][1]]))
     assert single["orth. deviation"] == "0.0392" and "±" not in single["energy drift"]
     assert "qGOFT's (0.0392)" in CV.summary_markdown(_live_result())
+
+
+def test_small_multiples_hide_bar_labels_too_small_to_read():
+    """Nine bars: plotly shrank the s/step labels to 1-8 px; a label either reads at >= 10 px or is left to
+    the hover and the table."""
+    from demos.comparisons import load_precomputed
+    figures = CV.compare_bar_figures(load_precomputed("sentiment"))
+    assert figures
+    for name, fig in figures.items():
+        assert fig.layout.uniformtext.minsize >= 10 and fig.layout.uniformtext.mode == "hide", name
