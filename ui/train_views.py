@@ -162,7 +162,8 @@ TABLE_LABEL = "Click a row to select that layer (the full module path is the las
 
 
 def table_update(snapshot: Optional[dict]) -> gr.Dataframe:
-    """The layer table with narrow number columns and the long path last, so it fits 1440 px."""
+    """The layer table: short name first, number columns wide enough for one line, the long path last
+    (past the right edge on narrow pages: the table scrolls sideways)."""
     return gr.Dataframe(value=table_rows(snapshot) if snapshot else [], headers=F.TABLE_COLUMNS,
                         column_widths=F.TABLE_COLUMN_WIDTHS, wrap=True, label=TABLE_LABEL)
 

@@ -9,7 +9,7 @@ the threshold sentence, the column notes) come in as arguments.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 import numpy as np
@@ -112,8 +112,33 @@ MIN_BAR_SHARE = 0.01  # narrowest bar drawn on shared axes, as a share of the ax
 WIDENED_NOTE = "bar drawn 1% of the axis wide to be seen; hover for its values"
 
 
+def _as_shares(figures: Sequence[go.Figure]) -> None:
+    """Counts of histograms with different totals (36 layers' neurons beside 12 layers') as % of each one's
+    total: on one count axis the smaller one was flattened to nothing."""
+    totals = []
+    for fig in figures:
+        bars = [t for t in fig.data if t.type == "bar" and t.y is not None and len(t.y)]
+        totals.append(float(np.nansum(np.asarray(bars[0].y, dtype=float))) if bars else 0.0)
+    drawn = [t for t in totals if t > 0]
+    if len(drawn) < 2 or max(drawn) <= 1.5 * min(drawn):
+        return
+    for fig, total in zip(figures, totals):
+        if total <= 0:
+            continue
+        for trace in fig.data:
+            if trace.type == "bar" and trace.y is not None:
+                trace.customdata = np.asarray(trace.y)
+                trace.y = 100.0 * np.asarray(trace.y, dtype=float) / total
+                trace.hovertemplate = "%{x:.5g}<br>%{y:.2f}% (%{customdata})<extra></extra>"
+        fig.update_yaxes(title_text=f"share of {int(total):,} (%)")
+
+
 def share_axes(*figures: go.Figure) -> None:
-    """Give bar charts shown side by side the same x and y ranges (in place; figures without bars untouched)."""
+    """Give bar charts shown side by side the same x and y ranges (in place; figures without bars untouched).
+
+    Histograms of different totals share their y axis as a percentage of each total; legends go, so
+    that both plot areas are as wide (counts and outliers are in each title)."""
+    _as_shares(figures)
     spans, tops = [], []
     for fig in figures:
         bars = [t for t in fig.data if t.type == "bar" and t.x is not None and len(t.x)]
@@ -145,6 +170,7 @@ def share_axes(*figures: go.Figure) -> None:
         if any(t.type == "bar" for t in fig.data):
             fig.update_xaxes(range=x_range)
             fig.update_yaxes(range=y_range, rangemode=None)
+            fig.update_layout(showlegend=False)
         widened = False
         for trace in fig.data:
             if trace.type == "bar" and trace.width is not None:

@@ -51,8 +51,8 @@ TABLE_COLUMN_HELP: dict[str, str] = {
     "norm ratio max": "largest per-neuron length ratio ‖w′ᵢ‖ / ‖wᵢ‖ (1 = unchanged)",
     "module": "the full module path in the model (click a row to select that layer)",
 }
-# The number columns fit "-2.486e-11" on one line (85 px broke it in two).
-TABLE_COLUMN_WIDTHS = ["110px", "60px", "95px", "95px", "105px", "105px", "105px", "105px", "300px"]
+# The number columns fit "-2.486e-11" and "-0.000005401" (the page writes 5.4e-6 out) on one line.
+TABLE_COLUMN_WIDTHS = ["110px", "60px", "95px", "95px", "125px", "125px", "105px", "105px", "300px"]
 
 
 def table_notes_markdown() -> str:

@@ -153,3 +153,20 @@ def test_shared_norm_axes_keep_an_all_ones_bar_and_the_outliers_in_view():
     assert said(goft) and not said(lora)
     # ...inside the plot, not as a legend entry (a long one squeezed the plot to a third of B's width)
     assert all(len(t.name or "") < 20 for t in goft.data) and not goft.layout.showlegend
+
+
+def test_shared_norm_histograms_of_different_sizes_compare_as_shares_with_equal_plot_areas():
+    """Walk: GOFT on 36 layers (20,736 neurons) beside LoRA on 12 (4,608): on one count axis LoRA's bars were
+    flattened to nothing, and only B had a legend, so its plot area was narrower."""
+    import numpy as np
+
+    from qgoft_core.viz import figures as F
+    from qgoft_core.viz.inspection_figures import share_axes
+    rng = np.random.default_rng(0)
+    goft = F.norm_change_histogram(np.ones(20736))
+    lora = F.norm_change_histogram(np.r_[rng.normal(1.0, 0.05, 4600), np.full(8, 2.5)])
+    share_axes(goft, lora)
+    for fig in (goft, lora):
+        assert abs(float(np.sum(fig.data[0].y)) - 100.0) < 1e-6  # percentages of its own neurons
+        assert fig.layout.yaxis.title.text.startswith("share of") and fig.layout.showlegend is False
+    assert tuple(goft.layout.yaxis.range) == tuple(lora.layout.yaxis.range)

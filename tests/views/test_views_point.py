@@ -193,10 +193,11 @@ def test_layer_table_notes_survive_markdown():
 
 
 def test_layer_table_number_columns_fit_a_float32_exponent_on_one_line():
-    # "-2.486e-11" wrapped as "2.486e-" / "11" in 85 px columns; ~9 px a character in the table's font
+    # "-2.486e-11" wrapped as "2.486e-" / "11" in 85 px columns, "-0.000002037" (the page writes numbers
+    # above 1e-6 out in full) in 105 px; about 9 px a character in the table's font, plus padding
     widths = dict(zip(F.TABLE_COLUMNS, F.TABLE_COLUMN_WIDTHS))
-    for column in ("orth dev", "HE drift", "norm ratio min", "norm ratio max"):
-        assert int(widths[column].rstrip("px")) >= 10 * 9 + 12, column
+    for column in ("orth dev", "HE drift"):
+        assert int(widths[column].rstrip("px")) >= 12 * 9 + 12, column
 
 
 def test_loss_chart_hides_an_absent_regulariser():
