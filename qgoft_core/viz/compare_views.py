@@ -564,18 +564,22 @@ def _win_clause(name: str, what: str, winner: Any, ranked: list, lora: Any, floo
     if name == "retention_kept":
         text += f" with {_count(winner.trainable_params)} trainable parameters"
     said_next = runner is not None and name != "trainable_params" and not shared
+    lora_words = None
     if (lora is not None and lora is not winner and lora not in shared and name != "cka"
             and not (said_next and lora is runner)):
         text += f", against LoRA's {_value_text(lora, name)}"
         if name == "retention_kept":
             text += f" with {_count(lora.trainable_params)}"
         if name != "trainable_params":
-            text += f" ({_gap_words(name, winner, lora, floor, noise)})"
+            lora_words = _gap_words(name, winner, lora, floor, noise)
+            text += f" ({lora_words})"
     if shared:
         text += f" (shared with {', '.join(r.label for r in shared)})"
     elif said_next:
-        text += (f" (next: {runner.label}, {_value_text(runner, name, digits)}: "
-                 f"{_gap_words(name, winner, runner, floor, noise)})")
+        words = _gap_words(name, winner, runner, floor, noise)
+        text += f" (next: {runner.label}, {_value_text(runner, name, digits)}: " \
+                f"{'likewise' if words == lora_words and words.startswith('one run') else words})"
+        # (one seed: the same long noise phrase twice in one clause read as a slip)
     return text
 
 

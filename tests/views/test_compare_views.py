@@ -369,3 +369,14 @@ def test_small_multiples_hide_bar_labels_too_small_to_read():
     assert figures
     for name, fig in figures.items():
         assert fig.layout.uniformtext.minsize >= 10 and fig.layout.uniformtext.mode == "hide", name
+
+
+def test_a_gap_verdict_is_not_said_twice_in_a_row():
+    """Walk: '(one run each, beyond the ~4-point seed noise)' twice in one clause (against LoRA, then next)."""
+    rows = _live_rows()
+    for row, accuracy in zip(rows, (0.90, 0.80, 0.70)):  # GOFT, qGOFT, LoRA: GOFT's lead beyond the noise
+        row.accuracy = accuracy
+    text = CV.wins_markdown(_live_result(rows))
+    clause = next(c for c in _clauses(text) if "highest accuracy" in c)
+    assert "against LoRA's 70.0%" in clause and "next: qGOFT" in clause  # judged against both
+    assert clause.count("seed noise") == 1, clause
