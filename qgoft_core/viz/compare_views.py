@@ -126,9 +126,6 @@ def format_spread(name: str, value: float, sd: float, digits: int | None = None)
     return f"{format_value(name, value, d)} ± {_scale(name) * sd:.{d}f}"
 
 
-_format = format_value  # the older name
-
-
 SPREAD_COLUMNS = ("accuracy", "sec_per_step", "orth_dev", "he_drift", "cka",
                   "retention_kept")  # cells that read mean ± sd with several seeds
 

@@ -311,11 +311,11 @@ def _live_update(run: TrainingRun, visitor: Visitor, throttle: Throttle, drawn_s
         if earlier or drawn_snapshots < 0:  # the table's row of this run follows the loss chart
             update.update(V.earlier_views(run, shelf, lean=drawn_snapshots >= 0))
     new_snapshot = len(run.history.snapshots) > max(drawn_snapshots, 0)
-    first = list(run.history.snapshots[:1])  # taken now: the run may record more while this draws
     shared = V.first_views_key(run, visitor.view, earlier) if drawn_snapshots < 0 and registry is not None else None
     if shared is not None:  # step 0 looks the same for every run that starts alike: drawn once
+        # Only the step-0 snapshot: the run may record more while this draws.
         update.update(registry.first_views.get_or_create(
-            shared, lambda: V.snapshot_views(run, visitor.view, earlier, snapshots=first)))
+            shared, lambda: V.snapshot_views(run, visitor.view, earlier, snapshots=run.history.snapshots[:1])))
     elif drawn_snapshots < 0 or (new_snapshot and throttle.due("snapshot")):
         if visitor.view.snapshot_step is None:
             update.update(throttle.draw("snapshot", V.snapshot_views, run, visitor.view, earlier,
